@@ -1,0 +1,41 @@
+# labvirt: the commands a developer and CI use. Every target installs what it needs first.
+VENV := .venv
+LABVIRT := $(VENV)/bin/labvirt
+PYTEST := $(VENV)/bin/python -m pytest
+# the demo's own simulated host and state, so it never touches a user's labs
+DEMO_ENV := LABVIRT_STATE_DIR=$(CURDIR)/out/demo-state
+
+.PHONY: setup setup-test demo test test-fast bench clean
+
+setup:
+	@scripts/setup
+
+setup-test:
+	@scripts/setup --test
+
+# The main job on the built-in simulator: build the golden image, bring the standard lab up,
+# show it, take it down again. No KVM host needed.
+demo: setup
+	@rm -rf out/demo-state
+	$(DEMO_ENV) $(LABVIRT) plan -c sim
+	$(DEMO_ENV) $(LABVIRT) image build -c sim
+	$(DEMO_ENV) $(LABVIRT) up -c sim
+	$(DEMO_ENV) $(LABVIRT) up -c sim
+	$(DEMO_ENV) $(LABVIRT) status -c sim
+	$(DEMO_ENV) $(LABVIRT) destroy -c sim
+
+# Everything, including the real-daemon tests (starts libvirtd itself when root).
+test: setup-test
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/libvirtd-up >/dev/null; fi
+	$(PYTEST)
+
+# Without a daemon or virt-builder: the pure core, the simulator and the CLI.
+test-fast: setup
+	$(PYTEST) -m "not daemon and not slow"
+
+bench: setup-test
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/libvirtd-up >/dev/null; fi
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,59 @@
+"""The `labvirt` command. Only formats and dispatches; heavy imports happen inside commands.
+
+Command groups live in their own modules and are registered here. One place (`main`) turns a
+LabvirtError into one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import lab as _lab
+
+app = typer.Typer(
+    name="labvirt",
+    help="Build and rebuild OpenStack training labs on libvirt (or on the built-in simulator).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_lab.register(app)
+
+
+def _register_optional() -> None:
+    """Command groups added by later modules; each module registers its own commands."""
+    import importlib
+
+    for name in ("host", "images", "ops", "classroom", "packstack"):
+        try:
+            module = importlib.import_module(f"labvirt.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"labvirt.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    from ..errors import LabvirtError
+
+    try:
+        app()   # standalone: click reports usage errors and exits itself
+    except LabvirtError as e:
+        from .output import err
+
+        err().print(f"[red]error:[/] {_escape(str(e))}")
+        sys.exit(e.exit_code)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,158 @@
+"""`labvirt image build|list|remove` and `labvirt sim create|list|remove`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .options import Connect, Json, LabDir, default_dir
+
+image_app = typer.Typer(help="Golden images: build once per recipe, shared by every node and student.",
+                        no_args_is_help=True)
+sim_app = typer.Typer(help="Simulated libvirt hosts (libvirt's test driver, persisted).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(image_app, name="image")
+    app.add_typer(sim_app, name="sim")
+
+
+@image_app.command("build")
+def image_build(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Recipes to build (default: all the lab uses).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the recipe is unchanged.")] = False,
+    directory: LabDir = "",
+    connect: Connect = None,
+) -> None:
+    """Build golden images with virt-builder and store them in libvirt's labvirt-images pool."""
+    from .. import images
+    from ..session import Session
+    from .output import err, ok
+
+    with Session.open(directory or default_dir(), connect) as session:
+        spec = session.spec
+        wanted = names or sorted({n.image for n in spec.nodes if n.image} or {i.name for i in spec.images})
+        directory_ = images.pool_dir(spec, session.host)
+        for name in wanted:
+            with err().status(f"building image {name}") as status:
+                def on_line(line: str, status=status) -> None:
+                    status.update(f"building image {name}: {line[:70]}")
+                    err().print(f"  {line}", markup=False, highlight=False)
+
+                golden, what = images.build(spec, name, session.driver, session.observe(), directory_, force, on_line)
+            ok(f"image {name}: {what} ({golden.volume})")
+
+
+@image_app.command("list")
+def image_list(directory: LabDir = "", connect: Connect = None, json_out: Json = False) -> None:
+    """Golden images: recipe hash, size on disk, virtual size, and which lab disks use them."""
+    import os
+
+    from .. import images
+    from ..session import Session
+    from ..units import format_size
+    from .output import out, print_json
+
+    lab_here = os.path.exists(os.path.join(directory or default_dir(), "lab.toml"))
+    with Session.open(directory or default_dir(), connect, need_lab=lab_here) as session:
+        spec = session.spec
+        base = images.pool_dir(spec, session.host) if spec else "/var/lib/libvirt/images/labvirt"
+        infos = images.list_images(spec, session.observe(), base)
+    rows = [{"name": i.name, "volume": i.volume, "recipe_hash": i.recipe_hash, "path": i.path,
+             "virtual_size": i.capacity, "size_on_disk": i.allocation, "used_by": list(i.used_by),
+             "current": i.current} for i in infos]
+    if json_out:
+        print_json(rows)
+        return
+    from .tables import _table
+
+    t = _table("Golden images", "name", "hash", "on disk", "virtual", "used by", "current")
+    for r in rows:
+        t.add_row(r["name"], r["recipe_hash"], format_size(r["size_on_disk"]), format_size(r["virtual_size"]),
+                  "\n".join(r["used_by"]) or "-", "yes" if r["current"] else "no")
+    out().print(t)
+
+
+@image_app.command("remove")
+def image_remove(name: str, directory: LabDir = "", connect: Connect = None) -> None:
+    """Remove a golden image (all its versions); refused while a lab disk is backed by it."""
+    from .. import images
+    from ..session import Session
+    from .output import ok
+
+    with Session.open(directory or default_dir(), connect) as session:
+        removed = images.remove(session.spec, name, session.driver, session.observe(),
+                                images.pool_dir(session.spec, session.host))
+    ok(f"removed {', '.join(removed)}")
+
+
+@sim_app.command("create")
+def sim_create(
+    name: str,
+    cpus: Annotated[int, typer.Option(min=1, max=4096)] = 16,
+    memory: Annotated[str, typer.Option(help="e.g. 64GiB")] = "64GiB",
+    disk: Annotated[str, typer.Option(help="e.g. 1TiB")] = "1TiB",
+    profile: Annotated[str, typer.Option(help="Host profile: intel-nested, intel-no-nested, amd-nested, "
+                                              "no-virt, pvm")] = "intel-nested",
+    replace: Annotated[bool, typer.Option("--replace", help="Start over if it exists.")] = False,
+) -> None:
+    """Create a simulated libvirt host with a capacity and a host profile (use it as --connect sim:///NAME)."""
+    from .. import sim
+    from ..errors import LabvirtError
+    from ..units import parse_size
+    from .output import ok
+
+    try:
+        mem, dsk = parse_size(memory), parse_size(disk)
+    except ValueError as e:
+        raise LabvirtError(f"--memory/--disk: {e}") from None
+    _check_profile(profile)
+    host = sim.create_host(name, cpus=cpus, memory=mem, disk=dsk, profile=profile, replace=replace)
+    ok(f"simulated host {name!r} ({cpus} CPUs, {memory}, {disk}, profile {profile}) in {host.directory}")
+
+
+def _check_profile(profile: str) -> None:
+    try:
+        from ..host.profiles import PROFILES
+    except ImportError:
+        return
+    if profile not in PROFILES:
+        from ..errors import LabvirtError
+
+        raise LabvirtError(f"--profile: got {profile!r}; allowed: {', '.join(PROFILES)}")
+
+
+@sim_app.command("list")
+def sim_list(json_out: Json = False) -> None:
+    """Simulated hosts and their capacity."""
+    import dataclasses
+    import os
+
+    from .. import sim
+    from ..paths import state_home
+    from .output import out, print_json
+
+    base = os.path.join(state_home(), "sim")
+    names = sorted(os.listdir(base)) if os.path.isdir(base) else []
+    hosts = [dataclasses.asdict(sim.load_host(n)) for n in names if os.path.exists(os.path.join(base, n, "host.json"))]
+    if json_out:
+        print_json(hosts)
+    else:
+        for h in hosts:
+            out().print(f"sim:///{h['name']}  {h['cpus']} CPUs  {h['memory'] // 2**30} GiB  "
+                        f"{h['disk'] // 2**30} GiB disk  profile {h['profile']}", markup=False)
+
+
+@sim_app.command("remove")
+def sim_remove(name: str) -> None:
+    """Forget a simulated host and everything on it."""
+    import shutil
+
+    from .. import sim
+    from .output import ok
+
+    host = sim.load_host(name)
+    with sim._locked(host.directory):
+        shutil.rmtree(host.directory)
+    ok(f"simulated host {name!r} removed")

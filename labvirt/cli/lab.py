@@ -1,0 +1,231 @@
+"""Lab commands: init, plan, up, down, destroy, status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .options import Connect, Json, LabDir, Student, default_dir
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("plan")(plan)
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("destroy")(destroy)
+    app.command("status")(status)
+
+
+def init(
+    directory: Annotated[str, typer.Argument(help="Directory to create the lab in.")],
+    name: Annotated[Optional[str], typer.Option(help="Lab name (default: the directory's name).")] = None,
+) -> None:
+    """Scaffold a new lab directory (controller + compute, NAT and host-only networks)."""
+    from ..scaffold import scaffold
+    from .output import ok
+
+    created = scaffold(directory, name)
+    ok(f"created lab {created!r} in {directory}; edit lab.toml, domains/, networks/, images/, then 'labvirt plan -C {directory}'")
+
+
+def plan(
+    directory: LabDir = "",
+    connect: Connect = None,
+    student: Student = None,
+    json_out: Json = False,
+    xml: Annotated[Optional[str], typer.Option("--xml", metavar="DIR",
+                                               help="Write every libvirt XML document into DIR, one file per object.")] = None,
+    offline: Annotated[bool, typer.Option(help="Do not look at libvirt: plan as if nothing existed.")] = False,
+    domain_type: "DomainType" = None,
+) -> None:
+    """Show what 'up' would create or change (networks, nodes, volumes), as tables or --json."""
+    from ..session import Session
+    from ..summary import describe
+    from .output import print_json, warn
+
+    session = Session.open(directory or default_dir(), connect, student, offline=offline, domain_type=domain_type)
+    with session:
+        desired, the_plan = session.plan_up()
+    if xml:
+        written = write_xml(desired, the_plan, xml)
+        from .output import ok
+
+        ok(f"wrote {len(written)} XML documents to {xml}")
+    data = describe(desired, the_plan)
+    data["host"] = session.host_summary()
+    if json_out:
+        print_json(data)
+    else:
+        from .tables import print_plan
+
+        print_plan(data)
+    for w in desired.warnings:
+        warn(w)
+
+
+def write_xml(desired, the_plan, directory: str) -> list[str]:
+    import os
+
+    from ..render import render_domain, render_network, render_pool, render_volume, tostring
+
+    os.makedirs(directory, exist_ok=True)
+    docs = [(f"network-{n.name}.xml", render_network(n)) for n in desired.networks]
+    docs.append((f"pool-{desired.pool.name}.xml", render_pool(desired.pool)))
+    docs += [(f"volume-{v.pool}-{v.name}.xml", render_volume(v)) for v in desired.volumes]
+    docs += [(f"domain-{d.name}.xml", render_domain(d)) for d in desired.domains]
+    written = []
+    for fname, tree in docs:
+        path = os.path.join(directory, fname)
+        with open(path, "w") as f:
+            f.write(tostring(tree))
+        written.append(path)
+    return written
+
+
+Recreate = Annotated[bool, typer.Option("--recreate", help="Recreate nodes whose change cannot be applied in place.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Only show the plan; change nothing.")]
+DomainType = Annotated[Optional[str], typer.Option(
+    help="Override the domain type (kvm or qemu) the host check would choose.")]
+Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="Concurrent libvirt operations.")]
+
+
+def _apply(session, the_plan, title: str, workers: int, shutdown_timeout: float = 60.0):
+    from ..engine import apply
+    from .output import note
+    from .progress import progress
+
+    with progress(title, len(the_plan.actions)) as on_event:
+        result = apply(the_plan, session.driver, workers=workers, on_event=on_event,
+                       shutdown_timeout=shutdown_timeout)
+    for m in result.messages:
+        note(m)
+    return result
+
+
+def up(
+    directory: LabDir = "",
+    connect: Connect = None,
+    student: Student = None,
+    dry_run: DryRun = False,
+    recreate: Recreate = False,
+    no_start: Annotated[bool, typer.Option("--no-start", help="Define everything, start nothing.")] = False,
+    workers: Workers = 8,
+    domain_type: DomainType = None,
+    json_out: Json = False,
+) -> None:
+    """Create or update the lab on the libvirt host and start its nodes. A second run changes nothing."""
+    from ..session import Session
+    from ..summary import describe
+    from .output import ok, print_json, warn
+
+    with Session.open(directory or default_dir(), connect, student, lock=not dry_run,
+                      domain_type=domain_type) as session:
+        desired, the_plan = session.plan_up(recreate=recreate, start=not no_start)
+        for w in desired.warnings:
+            warn(w)
+        if dry_run:
+            data = describe(desired, the_plan)
+            data["host"] = session.host_summary()
+            if json_out:
+                print_json(data)
+            else:
+                from .tables import print_plan
+
+                print_plan(data)
+            return
+        where = f"{session.uri}" + (" (simulated)" if session.simulated else "")
+        if the_plan.empty and not the_plan.blockers:
+            ok(f"lab {desired.copy.prefix} is up to date on {where}: nothing to do")
+        else:
+            _apply(session, the_plan, f"up {desired.copy.prefix}", workers)
+            ok(f"lab {desired.copy.prefix} is up on {where}: {len(the_plan.actions)} actions")
+        for n in the_plan.notes:
+            warn(n)
+        if json_out:
+            print_json({"lab": desired.copy.lab, "student": desired.copy.student, "uri": session.uri,
+                        "actions": [a.describe() for a in the_plan.actions], "notes": list(the_plan.notes)})
+
+
+def down(
+    directory: LabDir = "",
+    connect: Connect = None,
+    student: Student = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also remove everything (same as 'destroy').")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a graceful shutdown before powering off.")] = 60.0,
+    workers: Workers = 8,
+) -> None:
+    """Shut the lab's nodes down (graceful, bounded by --timeout, then power off)."""
+    if purge:
+        return destroy(directory, connect, student, workers=workers)
+    from ..plan import plan_down
+    from ..session import Session
+    from .output import ok
+
+    with Session.open(directory or default_dir(), connect, student, lock=True) as session:
+        desired = session.desired()
+        the_plan = plan_down(desired, session.observe())
+        if the_plan.blockers:
+            from ..errors import ConflictError
+
+            raise ConflictError(the_plan.blockers[0])
+        if the_plan.empty:
+            ok(f"lab {desired.copy.prefix}: no node is running")
+            return
+        _apply(session, the_plan, f"down {desired.copy.prefix}", workers, shutdown_timeout=timeout)
+        ok(f"lab {desired.copy.prefix}: {len(the_plan.actions)} nodes shut down")
+
+
+def destroy(
+    directory: LabDir = "",
+    connect: Connect = None,
+    student: Student = None,
+    workers: Workers = 8,
+) -> None:
+    """Remove the lab: nodes (with snapshots), disks, pool and networks. Only objects labvirt made."""
+    from ..plan import plan_destroy
+    from ..session import Session
+    from .output import ok
+
+    with Session.open(directory or default_dir(), connect, student, lock=True) as session:
+        desired = session.desired()
+        the_plan = plan_destroy(desired, session.observe())
+        if the_plan.empty:
+            ok(f"lab {desired.copy.prefix}: nothing to remove")
+        else:
+            _apply(session, the_plan, f"destroy {desired.copy.prefix}", workers)
+            ok(f"lab {desired.copy.prefix} removed: {len(the_plan.actions)} actions")
+        for b in the_plan.blockers:
+            from .output import warn
+
+            warn(b)
+
+
+def status(
+    directory: LabDir = "",
+    connect: Connect = None,
+    student: Student = None,
+    json_out: Json = False,
+) -> None:
+    """Nodes (state, vCPU, memory, addresses, snapshot), networks, and drift from the lab file."""
+    from ..session import Session
+    from ..status import lab_status
+    from .output import print_json
+
+    with Session.open(directory or default_dir(), connect, student) as session:
+        desired, the_plan = session.plan_up(start=False)
+        observed = session.observe()
+        addresses = {}
+        for dom in desired.domains:
+            obs = observed.domains.get(dom.name)
+            if obs is not None and obs.state == "running":
+                addresses[dom.name] = session.driver.addresses(dom.name)[0]
+        data = lab_status(desired, observed, the_plan, addresses, simulated=session.simulated)
+        data["uri"] = session.uri
+    if json_out:
+        print_json(data)
+    else:
+        from .tables import print_status
+
+        print_status(data)

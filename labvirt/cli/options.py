@@ -1,0 +1,22 @@
+"""Options shared by many commands (Annotated types, so every command spells them the same way)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+
+LabDir = Annotated[str, typer.Option("--directory", "-C", envvar="LABVIRT_LAB", show_default=False,
+                                     help="Lab directory (default: the current directory).")]
+Connect = Annotated[Optional[str], typer.Option(
+    "--connect", "-c", show_default=False,
+    help="libvirt URI: qemu:///system, qemu+ssh://host/system, or the simulator 'sim' / 'sim:///NAME'. "
+         "Default: $LIBVIRT_DEFAULT_URI, else qemu:///system.")]
+Student = Annotated[Optional[str], typer.Option("--student", "-s", show_default=False,
+                                                help="Work on this student's copy of the lab (class mode).")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def default_dir() -> str:
+    return os.getcwd()

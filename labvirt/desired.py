@@ -1,0 +1,195 @@
+"""What one copy of a lab should look like on one host: networks, pool, volumes, domains.
+
+`desire(spec, copy, host)` is pure. The plan compares its result with what libvirt reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Network
+
+from .identity import IMAGE_POOL, LabCopy, image_pool_uuid
+from .spec import BootSpec, ImageSpec, LabSpec, NodeSpec, spec_hash
+
+
+@dataclass(frozen=True)
+class HostParams:
+    """What the host check decided (L0 verdict) and where disks go."""
+
+    domain_type: str = "kvm"              # "kvm" where KVM works for guests, "qemu" otherwise
+    nested_cpu: str = "host-passthrough"  # CPU mode for nodes that run nested guests
+    pool_dir: str | None = None           # overrides the lab's storage.pool_dir
+
+
+@dataclass(frozen=True)
+class DesiredNic:
+    name: str                  # eth0, eth1, ... inside the guest
+    network: str               # libvirt network name
+    mac: str
+    address: IPv4Address | None
+    model: str = "virtio"
+
+
+@dataclass(frozen=True)
+class DhcpHost:
+    mac: str
+    ip: IPv4Address
+    hostname: str
+
+
+@dataclass(frozen=True)
+class DesiredNetwork:
+    key: str                   # network name in the lab file
+    name: str
+    uuid: str
+    mode: str
+    bridge: str
+    subnet: IPv4Network
+    gateway: IPv4Address
+    dhcp_start: IPv4Address
+    dhcp_end: IPv4Address
+    hosts: tuple[DhcpHost, ...]
+    domain: str | None
+    lab: str
+    student: str
+    spec: str = ""
+
+
+@dataclass(frozen=True)
+class DesiredPool:
+    name: str
+    uuid: str
+    path: str
+
+
+@dataclass(frozen=True)
+class DesiredVolume:
+    pool: str
+    name: str
+    path: str
+    capacity: int
+    format: str = "qcow2"
+    backing: str | None = None
+    backing_format: str | None = None
+    node: str = ""
+    kind: str = "disk"         # "disk" or "seed"
+
+
+@dataclass(frozen=True)
+class DesiredDomain:
+    key: str                   # node name in the lab file
+    name: str
+    uuid: str
+    role: str
+    domain_type: str
+    vcpus: int
+    memory: int
+    cpu_mode: str              # "host-passthrough", "host-model", "maximum" or "default"
+    nics: tuple[DesiredNic, ...]
+    disk: str                  # path of the system disk volume
+    seed: str | None = None    # path of the cloud-init seed ISO, attached as CD-ROM
+    boot: BootSpec | None = None
+    lab: str = ""
+    student: str = ""
+    spec: str = ""             # hash of everything above
+    shape: str = ""            # hash of what cannot change in place (needs the node recreated)
+
+
+@dataclass(frozen=True)
+class GoldenImage:
+    name: str                  # recipe name
+    volume: str                # volume name in the image pool
+    path: str
+    recipe_hash: str
+
+
+@dataclass(frozen=True)
+class DesiredLab:
+    copy: LabCopy
+    networks: tuple[DesiredNetwork, ...]
+    pool: DesiredPool
+    volumes: tuple[DesiredVolume, ...]
+    domains: tuple[DesiredDomain, ...]
+    images: tuple[GoldenImage, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+
+def golden_image(image: ImageSpec, pool_dir: str) -> GoldenImage:
+    h = spec_hash(image)[:12]
+    volume = f"{image.name}-{h}.qcow2"
+    return GoldenImage(name=image.name, volume=volume, path=f"{image_pool_path(pool_dir)}/{volume}", recipe_hash=h)
+
+
+def image_pool_path(pool_dir: str) -> str:
+    return f"{pool_dir.rstrip('/')}/_images"
+
+
+def image_pool(pool_dir: str) -> DesiredPool:
+    return DesiredPool(name=IMAGE_POOL, uuid=image_pool_uuid(), path=image_pool_path(pool_dir))
+
+
+def cpu_mode(node: NodeSpec, host: HostParams, warnings: list[str]) -> str:
+    """The node's CPU mode on this host: nested nodes get vmx/svm passed through where KVM works."""
+    mode = node.cpu
+    if mode == "auto":
+        if host.domain_type == "kvm":
+            return host.nested_cpu if node.nested else "host-model"
+        return "default"
+    if host.domain_type == "qemu" and mode in ("host-passthrough", "host-model"):
+        warnings.append(f"{node.name}: cpu {mode!r} needs KVM; this host runs guests in software emulation, "
+                        "using 'maximum' (QEMU's -cpu max) instead")
+        return "maximum"
+    return mode
+
+
+def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
+    pool_dir = host.pool_dir or spec.pool_dir
+    warnings: list[str] = []
+    pool = DesiredPool(name=copy.pool_name, uuid=copy.pool_uuid(), path=copy.pool_path(pool_dir))
+    images = {i.name: golden_image(i, pool_dir) for i in spec.images}
+
+    nics_by_node: dict[str, tuple[DesiredNic, ...]] = {}
+    for node in spec.nodes:
+        nics = []
+        for i, nic in enumerate(node.nics):
+            net = spec.network(nic.network)
+            addr = copy.address(net, nic.address) if nic.address is not None else None
+            nics.append(DesiredNic(name=node.nic_name(i), network=copy.network_name(net.name),
+                                   mac=copy.mac(node.name, i), address=addr, model=nic.model))
+        nics_by_node[node.name] = tuple(nics)
+
+    networks = []
+    for net in spec.networks:
+        name = copy.network_name(net.name)
+        hosts = tuple(DhcpHost(mac=n.mac, ip=n.address, hostname=node.name)
+                      for node in spec.nodes for n in nics_by_node[node.name]
+                      if n.network == name and n.address is not None)
+        d = DesiredNetwork(
+            key=net.name, name=name, uuid=copy.network_uuid(net.name), mode=net.mode,
+            bridge=copy.bridge_name(net), subnet=copy.subnet(net), gateway=copy.address(net, net.gateway),
+            dhcp_start=copy.address(net, net.dhcp_start), dhcp_end=copy.address(net, net.dhcp_end),
+            hosts=hosts, domain=net.domain, lab=copy.lab, student=copy.student)
+        networks.append(replace(d, spec=spec_hash(d)))
+
+    volumes, domains = [], []
+    for node in spec.nodes:
+        disk_name = copy.disk_volume(node.name)
+        backing = backing_format = None
+        if node.image is not None:
+            backing, backing_format = images[node.image].path, "qcow2"
+        elif node.base_image is not None:
+            backing = node.base_image
+            backing_format = "raw" if node.base_image.endswith((".raw", ".img")) else "qcow2"
+        disk = DesiredVolume(pool=pool.name, name=disk_name, path=f"{pool.path}/{disk_name}", capacity=node.disk,
+                             backing=backing, backing_format=backing_format, node=node.name)
+        volumes.append(disk)
+        d = DesiredDomain(
+            key=node.name, name=copy.domain_name(node.name), uuid=copy.domain_uuid(node.name), role=node.role,
+            domain_type=host.domain_type, vcpus=node.vcpus, memory=node.memory,
+            cpu_mode=cpu_mode(node, host, warnings), nics=nics_by_node[node.name], disk=disk.path,
+            boot=node.boot, lab=copy.lab, student=copy.student)
+        domains.append(replace(d, spec=spec_hash(d),
+                               shape=spec_hash((d.domain_type, d.cpu_mode, d.disk, d.seed, d.boot))))
+    used_images = tuple(images[n.image] for n in spec.nodes if n.image is not None)
+    return DesiredLab(copy=copy, networks=tuple(networks), pool=pool, volumes=tuple(volumes),
+                      domains=tuple(domains), images=tuple(dict.fromkeys(used_images)), warnings=tuple(warnings))

@@ -1,0 +1,306 @@
+"""The thin libvirt layer: translates calls, maps errors, never decides.
+
+Every method takes names and XML produced by the pure core. libvirt errors become labvirt errors:
+"not found" codes -> NotFoundError, everything else -> DriverError carrying libvirt's own message.
+The same class serves qemu:///system, remote URIs and the simulator (libvirt's test driver); the
+simulator subclass only overrides what the test driver cannot do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import time
+
+import libvirt
+
+from .errors import ConnectionFailed, DriverError, NotFoundError, UnsupportedError
+from .observed import Observed, parse_domain, parse_network, parse_pool, parse_volume
+
+libvirt.registerErrorHandler(lambda *_: None, None)
+
+_NOT_FOUND = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
+              libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT}
+_UNSUPPORTED = {libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
+STATES = {libvirt.VIR_DOMAIN_NOSTATE: "nostate", libvirt.VIR_DOMAIN_RUNNING: "running",
+          libvirt.VIR_DOMAIN_BLOCKED: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
+          libvirt.VIR_DOMAIN_SHUTDOWN: "shutting-down", libvirt.VIR_DOMAIN_SHUTOFF: "shutoff",
+          libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended"}
+
+
+@contextlib.contextmanager
+def libvirt_errors(what: str):
+    """Map libvirt errors raised inside the block to labvirt's, naming what was being done."""
+    try:
+        yield
+    except libvirt.libvirtError as e:
+        code = e.get_error_code()
+        msg = one_line(e.get_error_message() or str(e))
+        if code in _NOT_FOUND:
+            raise NotFoundError(f"{what}: {msg}") from None
+        if code in _UNSUPPORTED:
+            raise UnsupportedError(f"{what}: not supported by this libvirt host ({msg})") from None
+        raise DriverError(f"{what}: {msg}") from None
+
+
+def one_line(msg: str) -> str:
+    """libvirt passes QEMU's multi-line logs through: keep the first line and the last error line."""
+    lines = [_TIMESTAMP.sub("", line).strip() for line in msg.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    head = lines[0].split(": ")[0:2]
+    errors = [line for line in lines if "error" in line.lower()]
+    return f"{': '.join(head)} ... {(errors or lines)[-1]}"
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z\s*")
+
+
+def open_libvirt(uri: str) -> libvirt.virConnect:
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as e:
+        msg = (e.get_error_message() or str(e)).strip().splitlines()[0]
+        raise ConnectionFailed(f"cannot reach libvirt at {uri}: {msg}. Try the simulator: --connect sim") from None
+
+
+class Driver:
+    simulated = False
+
+    def __init__(self, conn: libvirt.virConnect, uri: str):
+        self.conn = conn
+        self.uri = uri
+
+    def close(self) -> None:
+        with contextlib.suppress(libvirt.libvirtError):
+            self.conn.close()
+
+    # -- reading ------------------------------------------------------------------------------
+    def observe(self, prefix: str | None = None) -> Observed:
+        """Everything labvirt may care about. `prefix` limits domains and networks by name (bridges: all)."""
+        domains, networks, pools, bridges = {}, {}, {}, set()
+        with libvirt_errors("listing domains"):
+            for dom in self.conn.listAllDomains():
+                try:
+                    if prefix and not dom.name().startswith(prefix):
+                        continue
+                    domains[dom.name()] = self._observe_domain(dom)
+                except libvirt.libvirtError as e:   # vanished while we looked: skip it
+                    if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+        with libvirt_errors("listing networks"):
+            for net in self.conn.listAllNetworks():
+                obs = parse_network(self._network_xml(net), bool(net.isActive()), bool(net.autostart()))
+                if obs.bridge:
+                    bridges.add(obs.bridge)
+                if not prefix or obs.name.startswith(prefix):
+                    networks[obs.name] = obs
+        with libvirt_errors("listing storage pools"):
+            for pool in self.conn.listAllStoragePools():
+                name = pool.name()
+                if prefix and not name.startswith(("labvirt-",)):
+                    continue
+                active = bool(pool.isActive())
+                vols = ()
+                if active:
+                    vols = tuple(parse_volume(v.XMLDesc(0)) for v in pool.listAllVolumes())
+                pools[name] = parse_pool(pool.XMLDesc(0), active, bool(pool.autostart()), vols)
+        return Observed(domains=domains, networks=networks, pools=pools, bridges=frozenset(bridges))
+
+    def _network_xml(self, net) -> str:
+        """The persistent definition (what labvirt redefines), where the host can tell it apart."""
+        try:
+            return net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:    # the test driver: no such flag
+                raise
+            return net.XMLDesc(0)
+
+    def _observe_domain(self, dom):
+        state = STATES.get(dom.state()[0], "unknown")
+        current = None
+        names: tuple[str, ...] = ()
+        if dom.hasCurrentSnapshot():
+            current = dom.snapshotCurrent().getName()
+        names = tuple(dom.snapshotListNames())
+        return parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), state, current, names)
+
+    def domain_state(self, name: str) -> str:
+        with libvirt_errors(f"domain {name}"):
+            return STATES.get(self.conn.lookupByName(name).state()[0], "unknown")
+
+    def host_info(self) -> dict:
+        with libvirt_errors("host info"):
+            model, memory_mib, cpus, *_ = self.conn.getInfo()
+            return {"cpus": cpus, "memory": memory_mib * 2**20, "hostname": self.conn.getHostname(),
+                    "version": self.conn.getLibVersion()}
+
+    def addresses(self, name: str) -> tuple[dict[str, list[dict]], dict[str, str]]:
+        """Observed addresses by MAC, from each source that can answer; and what each source said.
+
+        Sources: DHCP lease (libvirt's dnsmasq), guest agent, ARP. Each failure is tolerated and
+        reported (on some kernels libvirt 9.0's ARP lookup fails with 'wrong nlmsg len').
+        """
+        found: dict[str, list[dict]] = {}
+        said: dict[str, str] = {}
+        with libvirt_errors(f"domain {name}"):
+            dom = self.conn.lookupByName(name)
+            if not dom.isActive():
+                return found, {"all": "not running"}
+        sources = (("lease", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE),
+                   ("agent", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT),
+                   ("arp", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP))
+        for source, flag in sources:
+            try:
+                ifaces = dom.interfaceAddresses(flag, 0) or {}
+            except libvirt.libvirtError as e:
+                said[source] = (e.get_error_message() or str(e)).strip()
+                continue
+            n = 0
+            for iface in ifaces.values():
+                for addr in iface.get("addrs") or []:
+                    if addr.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                        found.setdefault((iface.get("hwaddr") or "").lower(), []).append(
+                            {"ip": addr["addr"], "prefix": addr.get("prefix"), "source": source})
+                        n += 1
+            said[source] = f"{n} address(es)"
+        return found, said
+
+    # -- networks -----------------------------------------------------------------------------
+    def define_network(self, xml: str) -> None:
+        with libvirt_errors("defining network"):
+            self.conn.networkDefineXMLFlags(xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE)
+
+    def start_network(self, name: str) -> None:
+        with libvirt_errors(f"starting network {name}"):
+            net = self.conn.networkLookupByName(name)
+            if not net.isActive():
+                net.create()
+
+    def autostart_network(self, name: str) -> None:
+        with libvirt_errors(f"autostart of network {name}"):
+            self.conn.networkLookupByName(name).setAutostart(1)
+
+    def update_dhcp_host(self, name: str, xml: str, add: bool, live: bool) -> None:
+        cmd = libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST if add else libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE
+        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE if live else 0)
+        with libvirt_errors(f"updating DHCP hosts of network {name}"):
+            self.conn.networkLookupByName(name).update(cmd, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, xml, flags)
+
+    def delete_network(self, name: str) -> None:
+        with libvirt_errors(f"removing network {name}"):
+            net = self.conn.networkLookupByName(name)
+            if net.isActive():
+                net.destroy()
+            net.undefine()
+
+    # -- storage ------------------------------------------------------------------------------
+    def define_pool(self, xml: str) -> None:
+        with libvirt_errors("defining storage pool"):
+            self.conn.storagePoolDefineXML(xml, 0)
+
+    def start_pool(self, name: str) -> None:
+        """Build (mkdir, idempotent), start and autostart: a re-run after an interruption finishes it."""
+        with libvirt_errors(f"starting storage pool {name}"):
+            pool = self.conn.storagePoolLookupByName(name)
+            if not pool.isActive():
+                pool.build(0)
+                pool.create(0)
+            if not pool.autostart():
+                pool.setAutostart(1)
+
+    def create_volume(self, pool: str, xml: str) -> None:
+        with libvirt_errors(f"creating volume in pool {pool}"):
+            self.conn.storagePoolLookupByName(pool).createXML(xml, 0)
+
+    def upload_volume(self, pool: str, name: str, data: bytes | None = None, path: str | None = None) -> None:
+        """Write bytes or a local file into an existing volume through libvirt's stream (works remotely).
+
+        Files are sent in 4 MiB chunks, so memory stays flat whatever the image size.
+        """
+        size = len(data) if data is not None else os.path.getsize(path)
+        with libvirt_errors(f"uploading {pool}/{name}"):
+            vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name)
+            stream = self.conn.newStream(0)
+            vol.upload(stream, 0, size, 0)
+            try:
+                with (io.BytesIO(data) if data is not None else open(path, "rb")) as f:
+                    while chunk := f.read(4 << 20):
+                        view = memoryview(chunk)
+                        while view:
+                            sent = stream.send(bytes(view))
+                            view = view[sent:]
+                stream.finish()
+            except BaseException:
+                with contextlib.suppress(libvirt.libvirtError):
+                    stream.abort()
+                raise
+
+    def delete_volume(self, pool: str, name: str) -> None:
+        with libvirt_errors(f"deleting volume {pool}/{name}"):
+            self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).delete(0)
+
+    def delete_pool(self, name: str) -> None:
+        with libvirt_errors(f"removing storage pool {name}"):
+            pool = self.conn.storagePoolLookupByName(name)
+            if pool.isActive():
+                pool.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                pool.delete(0)              # the (now empty) directory; libvirt needs the pool inactive
+            pool.undefine()
+
+    # -- domains ------------------------------------------------------------------------------
+    def define_domain(self, xml: str) -> None:
+        with libvirt_errors("defining domain"):
+            self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+
+    def start_domain(self, name: str) -> None:
+        with libvirt_errors(f"starting {name}"):
+            dom = self.conn.lookupByName(name)
+            if not dom.isActive():
+                dom.create()
+
+    def attach_nic(self, name: str, xml: str, attach: bool = True) -> None:
+        """Live only: the persistent definition is updated separately by redefining the domain."""
+        with libvirt_errors(f"{'attaching' if attach else 'detaching'} NIC on {name}"):
+            dom = self.conn.lookupByName(name)
+            if attach:
+                dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            else:
+                dom.detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def shutdown_domain(self, name: str, timeout: float = 60.0) -> str:
+        """Graceful shutdown, bounded; then destroy. Returns 'shutdown' or 'destroyed'."""
+        with libvirt_errors(f"shutting down {name}"):
+            dom = self.conn.lookupByName(name)
+            if not dom.isActive():
+                return "shutdown"
+            if timeout > 0:
+                with contextlib.suppress(libvirt.libvirtError):
+                    dom.shutdown()
+                deadline = time.monotonic() + timeout
+                delay = 0.05
+                while time.monotonic() < deadline:
+                    if not dom.isActive():
+                        return "shutdown"
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.destroy()
+            return "destroyed"
+
+    def destroy_domain(self, name: str) -> None:
+        """Stop at once and undefine with its snapshot metadata, managed save and NVRAM."""
+        with libvirt_errors(f"removing {name}"):
+            dom = self.conn.lookupByName(name)
+            if dom.isActive():
+                dom.destroy()
+            base = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            try:
+                dom.undefineFlags(base | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            except libvirt.libvirtError as e:
+                if e.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:   # "unsupported flags": older/test hosts
+                    raise
+                dom.undefineFlags(base)

@@ -1,0 +1,129 @@
+"""engine.apply(plan, driver): the only place where planned actions become side effects.
+
+Phases run in order; inside a phase, the actions on one object run in order (a chain) and chains
+run concurrently on a bounded pool of workers. A failed chain does not stop the other chains of its
+phase, but no later phase starts: a re-run plans what is left from what exists.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import plan as p
+from .errors import LabvirtError
+
+Event = Callable[[str, p.Action, "Exception | None"], None]   # ("start" | "done" | "fail", action, error)
+
+
+@dataclass
+class Result:
+    done: list[p.Action] = field(default_factory=list)
+    failed: list[tuple[p.Action, Exception]] = field(default_factory=list)
+    skipped: list[p.Action] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class ApplyError(LabvirtError):
+    def __init__(self, result: Result):
+        self.result = result
+        first, err = result.failed[0]
+        more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
+        super().__init__(f"{first.describe()} failed: {err}{more}; run the same command again to finish, "
+                         "or 'labvirt destroy' to remove what was created")
+
+
+def run_action(action: p.Action, driver, shutdown_timeout: float = 60.0) -> str | None:
+    """Do one action with the driver; returns an optional message for the user."""
+    if isinstance(action, p.UpdateDomain):
+        driver.define_domain(action.xml)
+    elif isinstance(action, p.DefineDomain):
+        driver.define_domain(action.xml)
+    elif isinstance(action, p.StartDomain):
+        driver.start_domain(action.target)
+    elif isinstance(action, p.DetachNic):
+        driver.attach_nic(action.target, action.xml, attach=False)
+    elif isinstance(action, p.AttachNic):
+        driver.attach_nic(action.target, action.xml, attach=True)
+    elif isinstance(action, p.ShutdownDomain):
+        how = driver.shutdown_domain(action.target, shutdown_timeout)
+        if how == "destroyed":
+            return f"{action.target} did not shut down within {shutdown_timeout:g}s: powered off"
+    elif isinstance(action, p.DestroyDomain):
+        driver.destroy_domain(action.target)
+    elif isinstance(action, p.DefineNetwork):
+        driver.define_network(action.xml)
+    elif isinstance(action, p.StartNetwork):
+        driver.start_network(action.target)
+    elif isinstance(action, p.AutostartNetwork):
+        driver.autostart_network(action.target)
+    elif isinstance(action, p.RemoveDhcpHost):
+        driver.update_dhcp_host(action.target, action.xml, add=False, live=action.live)
+    elif isinstance(action, p.AddDhcpHost):
+        driver.update_dhcp_host(action.target, action.xml, add=True, live=action.live)
+    elif isinstance(action, p.DeleteNetwork):
+        driver.delete_network(action.target)
+    elif isinstance(action, p.DefinePool):
+        driver.define_pool(action.xml)
+    elif isinstance(action, p.StartPool):
+        driver.start_pool(action.target)
+    elif isinstance(action, p.DeletePool):
+        driver.delete_pool(action.target)
+    elif isinstance(action, p.CreateVolume):
+        driver.create_volume(action.pool, action.xml)
+    elif isinstance(action, p.DeleteVolume):
+        driver.delete_volume(action.pool, action.name)
+    else:
+        raise LabvirtError(f"engine does not know how to {action.verb}")
+    return None
+
+
+def apply(plan: p.Plan, driver, workers: int = 8, on_event: Event | None = None,
+          shutdown_timeout: float = 60.0) -> Result:
+    """Apply every action of `plan`. Raises ApplyError when something failed (result attached)."""
+    if plan.blockers:
+        raise LabvirtError(plan.blockers[0] + (f" (and {len(plan.blockers) - 1} more problems)"
+                                               if len(plan.blockers) > 1 else ""))
+    result = Result()
+    lock = threading.Lock()
+    emit = on_event or (lambda *a: None)
+
+    def chain(actions: list[p.Action]) -> None:
+        for i, action in enumerate(actions):
+            emit("start", action, None)
+            try:
+                msg = run_action(action, driver, shutdown_timeout)
+            except Exception as e:  # reported per action; the other chains go on
+                with lock:
+                    result.failed.append((action, e))
+                    result.skipped.extend(actions[i + 1:])
+                emit("fail", action, e)
+                return
+            with lock:
+                result.done.append(action)
+                if msg:
+                    result.messages.append(msg)
+            emit("done", action, None)
+
+    phases = plan.phases()
+    for n, actions in enumerate(phases):
+        chains: dict[str, list[p.Action]] = {}
+        for a in actions:
+            chains.setdefault(a.target, []).append(a)
+        if len(chains) == 1 or workers <= 1:
+            for c in chains.values():
+                chain(c)
+        else:
+            with ThreadPoolExecutor(max_workers=min(workers, len(chains))) as pool:
+                list(pool.map(chain, chains.values()))
+        if result.failed:
+            for later in phases[n + 1:]:
+                result.skipped.extend(later)
+            raise ApplyError(result)
+    return result

@@ -1,0 +1,46 @@
+"""labvirt's own exceptions. The CLI turns each into one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+
+class LabvirtError(Exception):
+    """Base class: a problem labvirt can explain in one line."""
+
+    exit_code = 1
+
+
+class SpecError(LabvirtError):
+    """The lab description is wrong: names the file, the field and what is allowed."""
+
+    exit_code = 2
+
+    def __init__(self, file: str, field: str, problem: str):
+        self.file = file
+        self.field = field
+        self.problem = problem
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"{where}: {problem}")
+
+
+class ConflictError(LabvirtError):
+    """A libvirt object has a name labvirt wants but does not carry this lab's metadata."""
+
+
+class NotFoundError(LabvirtError):
+    """A libvirt object labvirt looked for does not exist."""
+
+
+class UnsupportedError(LabvirtError):
+    """The connected host (often the simulator) cannot do this."""
+
+
+class ConnectionFailed(LabvirtError):
+    """libvirt at the chosen URI cannot be reached."""
+
+
+class LockedError(LabvirtError):
+    """Another labvirt process is working on the same lab or simulator."""
+
+
+class DriverError(LabvirtError):
+    """libvirt (or a tool such as qemu-img) refused an operation; keeps its message."""

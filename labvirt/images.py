@@ -1,0 +1,129 @@
+"""Golden images kept as volumes in labvirt's image pool, keyed by a hash of their recipe.
+
+A golden image's volume is named `<recipe>-<hash>.qcow2`: an unchanged recipe finds its image and is
+not rebuilt; a changed one builds a new volume beside the old. Which labs use an image is read from
+libvirt (overlays whose backing store is the image), never from a side file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Callable
+
+from .desired import GoldenImage, golden_image, image_pool, image_pool_path
+from .errors import LabvirtError, NotFoundError
+from .identity import IMAGE_POOL
+from .observed import Observed
+from .render import render_pool, render_volume, tostring
+from .spec import ImageSpec, LabSpec
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    name: str
+    volume: str
+    recipe_hash: str
+    path: str
+    capacity: int
+    allocation: int
+    used_by: tuple[str, ...]     # "pool/volume" of overlays backed by it
+    current: bool                # matches the lab's recipe as it is now
+
+
+def recipe(spec: LabSpec, name: str) -> ImageSpec:
+    for image in spec.images:
+        if image.name == name:
+            return image
+    known = ", ".join(i.name for i in spec.images) or "none"
+    raise LabvirtError(f"no image recipe {name!r} in {spec.directory}/images; known: {known}")
+
+
+def pool_dir(spec: LabSpec, host) -> str:
+    return host.pool_dir or spec.pool_dir
+
+
+def ensure_pool(driver, observed: Observed, directory: str) -> None:
+    pool = observed.pools.get(IMAGE_POOL)
+    want = image_pool(directory)
+    if pool is None:
+        driver.define_pool(tostring(render_pool(want)))
+    elif pool.uuid != want.uuid:
+        raise LabvirtError(f"storage pool {IMAGE_POOL!r} exists but was not created by labvirt; not touching it")
+    driver.start_pool(IMAGE_POOL)
+
+
+def list_images(spec: LabSpec | None, observed: Observed, directory: str) -> list[ImageInfo]:
+    pool = observed.pools.get(IMAGE_POOL)
+    if pool is None:
+        return []
+    current = {golden_image(i, directory).volume for i in spec.images} if spec else set()
+    users: dict[str, list[str]] = {}
+    for p in observed.pools.values():
+        for v in p.volumes:
+            if v.backing:
+                users.setdefault(v.backing, []).append(f"{p.name}/{v.name}")
+    out = []
+    for v in pool.volumes:
+        stem = v.name[:-len(".qcow2")] if v.name.endswith(".qcow2") else v.name
+        name, _, h = stem.rpartition("-")
+        out.append(ImageInfo(name=name or stem, volume=v.name, recipe_hash=h, path=v.path, capacity=v.capacity,
+                             allocation=v.allocation, used_by=tuple(sorted(users.get(v.path, []))),
+                             current=v.name in current))
+    return sorted(out, key=lambda i: (i.name, i.volume))
+
+
+def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, force: bool = False,
+          on_line: Callable[[str], None] = lambda line: None) -> tuple[GoldenImage, str]:
+    """Build (or find) the golden image of recipe `name`. Returns it and what happened."""
+    image = recipe(spec, name)
+    golden = golden_image(image, directory)
+    ensure_pool(driver, observed, directory)
+    pool = observed.pools.get(IMAGE_POOL)
+    exists = pool is not None and pool.volume(golden.volume) is not None
+    if exists and not force:
+        return golden, "up to date"
+    if exists:
+        in_use = [i for i in list_images(spec, observed, directory) if i.volume == golden.volume and i.used_by]
+        if in_use:
+            raise LabvirtError(f"image {name!r} is used by {', '.join(in_use[0].used_by)}; "
+                               "destroy those labs before rebuilding it with --force")
+        driver.delete_volume(IMAGE_POOL, golden.volume)
+    vol_xml = tostring(render_volume(_volume(golden, image)))
+    if getattr(driver, "simulated", False):
+        on_line("simulated host: no virt-builder run; the golden image is an empty volume of the recipe's size")
+        driver.create_volume(IMAGE_POOL, vol_xml)
+        return golden, "built (simulated)"
+    from . import builder
+
+    with tempfile.TemporaryDirectory(prefix="labvirt-build-") as work:
+        out = os.path.join(work, golden.volume)
+        builder.build_image(image, out, spec.name, work, on_line)
+        driver.create_volume(IMAGE_POOL, vol_xml)
+        try:
+            driver.upload_volume(IMAGE_POOL, golden.volume, path=out)
+        except BaseException:
+            driver.delete_volume(IMAGE_POOL, golden.volume)
+            raise
+    return golden, "built"
+
+
+def _volume(golden: GoldenImage, image: ImageSpec):
+    from .desired import DesiredVolume
+
+    return DesiredVolume(pool=IMAGE_POOL, name=golden.volume, path=golden.path, capacity=image.size)
+
+
+def remove(spec: LabSpec | None, name: str, driver, observed: Observed, directory: str) -> list[str]:
+    """Remove every golden volume of recipe `name` (or one volume by its name); refuse while in use."""
+    images = [i for i in list_images(spec, observed, directory) if name in (i.name, i.volume)]
+    if not images:
+        raise NotFoundError(f"no golden image {name!r} in pool {IMAGE_POOL} ({image_pool_path(directory)})")
+    busy = [i for i in images if i.used_by]
+    if busy:
+        raise LabvirtError(f"image {busy[0].volume} is the backing store of {', '.join(busy[0].used_by)}; "
+                           "destroy those labs first")
+    for i in images:
+        driver.delete_volume(IMAGE_POOL, i.volume)
+    return [i.volume for i in images]

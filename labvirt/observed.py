@@ -1,0 +1,176 @@
+"""What libvirt reports, as plain values, and `parse_*` functions reading libvirt XML into them. Pure.
+
+The driver fetches XML and run states; everything that interprets XML lives here, so the plan can be
+tested with plain values and libvirt's own output alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from .render import NS
+
+
+@dataclass(frozen=True)
+class Owner:
+    """labvirt's metadata on an object; None on objects labvirt did not create."""
+
+    kind: str
+    lab: str
+    student: str
+    name: str
+    spec: str
+    shape: str = ""
+
+    def matches(self, lab: str, student: str) -> bool:
+        return self.lab == lab and self.student == student
+
+
+@dataclass(frozen=True)
+class ObservedNic:
+    mac: str
+    network: str | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class ObservedDomain:
+    name: str
+    uuid: str
+    owner: Owner | None
+    state: str = "shutoff"        # running | paused | shutoff | crashed | ...
+    vcpus: int = 0
+    memory: int = 0               # bytes
+    nics: tuple[ObservedNic, ...] = ()
+    disks: tuple[str, ...] = ()   # source files
+    current_snapshot: str | None = None
+    snapshots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObservedHost:
+    mac: str
+    ip: str
+    hostname: str | None
+
+
+@dataclass(frozen=True)
+class ObservedNetwork:
+    name: str
+    uuid: str
+    owner: Owner | None
+    active: bool = False
+    autostart: bool = False
+    bridge: str | None = None
+    addresses: tuple[str, ...] = ()        # "192.168.1.1/24"
+    hosts: tuple[ObservedHost, ...] = ()
+    forward: str | None = None
+
+
+@dataclass(frozen=True)
+class ObservedVolume:
+    name: str
+    path: str
+    capacity: int = 0
+    allocation: int = 0
+    format: str | None = None
+    backing: str | None = None
+
+
+@dataclass(frozen=True)
+class ObservedPool:
+    name: str
+    uuid: str
+    active: bool = False
+    autostart: bool = False
+    path: str | None = None
+    volumes: tuple[ObservedVolume, ...] = ()
+
+    def volume(self, name: str) -> ObservedVolume | None:
+        return next((v for v in self.volumes if v.name == name), None)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything relevant on one host. Empty means nothing exists."""
+
+    domains: dict[str, ObservedDomain] = field(default_factory=dict)
+    networks: dict[str, ObservedNetwork] = field(default_factory=dict)
+    pools: dict[str, ObservedPool] = field(default_factory=dict)
+    bridges: frozenset[str] = frozenset()   # bridge names in use by any libvirt network
+
+
+def _xml(text: str) -> etree._Element:
+    return etree.fromstring(text.encode() if isinstance(text, str) else text)
+
+
+def parse_owner(root: etree._Element) -> Owner | None:
+    """labvirt's <owner> inside an object's <metadata>, or the element itself."""
+    el = root if root.tag == f"{{{NS}}}owner" else root.find(f"metadata/{{{NS}}}owner")
+    if el is None:
+        return None
+    return Owner(kind=el.get("kind", ""), lab=el.get("lab", ""), student=el.get("student", ""),
+                 name=el.get("name", ""), spec=el.get("spec", ""), shape=el.get("shape", ""))
+
+
+_UNIT = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
+         "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4, "tib": 1024**4, "tb": 1000**4}
+
+
+def _bytes(el, default_unit: str = "bytes") -> int:
+    if el is None or el.text is None:
+        return 0
+    return int(el.text) * _UNIT[(el.get("unit") or default_unit).lower()]
+
+
+def parse_domain(text: str, state: str = "shutoff", current_snapshot: str | None = None,
+                 snapshots: tuple[str, ...] = ()) -> ObservedDomain:
+    root = _xml(text)
+    nics = tuple(ObservedNic(mac=i.find("mac").get("address") if i.find("mac") is not None else "",
+                             network=i.find("source").get("network") if i.find("source") is not None else None,
+                             model=i.find("model").get("type") if i.find("model") is not None else None)
+                 for i in root.findall("devices/interface"))
+    disks = tuple(d.find("source").get("file") for d in root.findall("devices/disk")
+                  if d.find("source") is not None and d.find("source").get("file"))
+    return ObservedDomain(name=root.findtext("name"), uuid=root.findtext("uuid"), owner=parse_owner(root),
+                          state=state, vcpus=int(root.findtext("vcpu") or 0),
+                          memory=_bytes(root.find("memory"), "KiB"), nics=nics, disks=disks,
+                          current_snapshot=current_snapshot, snapshots=snapshots)
+
+
+def parse_network(text: str, active: bool = False, autostart: bool = False) -> ObservedNetwork:
+    root = _xml(text)
+    addresses, hosts = [], []
+    for ip in root.findall("ip"):
+        if ip.get("address") and ip.get("family", "ipv4") == "ipv4":
+            prefix = ip.get("prefix")
+            if prefix is None and ip.get("netmask"):
+                prefix = sum(bin(int(x)).count("1") for x in ip.get("netmask").split("."))
+            addresses.append(f"{ip.get('address')}/{prefix or 24}")
+        for h in ip.findall("dhcp/host"):
+            hosts.append(ObservedHost(mac=h.get("mac", ""), ip=h.get("ip", ""), hostname=h.get("name")))
+    bridge = root.find("bridge")
+    fwd = root.find("forward")
+    return ObservedNetwork(name=root.findtext("name"), uuid=root.findtext("uuid"), owner=parse_owner(root),
+                           active=active, autostart=autostart, bridge=bridge.get("name") if bridge is not None else None,
+                           addresses=tuple(addresses), hosts=tuple(hosts),
+                           forward=fwd.get("mode", "nat") if fwd is not None else None)
+
+
+def parse_volume(text: str) -> ObservedVolume:
+    root = _xml(text)
+    backing = root.find("backingStore/path")
+    fmt = root.find("target/format")
+    return ObservedVolume(name=root.findtext("name"), path=root.findtext("target/path") or "",
+                          capacity=_bytes(root.find("capacity")), allocation=_bytes(root.find("allocation")),
+                          format=fmt.get("type") if fmt is not None else None,
+                          backing=backing.text if backing is not None else None)
+
+
+def parse_pool(text: str, active: bool = False, autostart: bool = False,
+               volumes: tuple[ObservedVolume, ...] = ()) -> ObservedPool:
+    root = _xml(text)
+    return ObservedPool(name=root.findtext("name"), uuid=root.findtext("uuid"), active=active, autostart=autostart,
+                        path=root.findtext("target/path"), volumes=volumes)

@@ -1,0 +1,346 @@
+"""plan(desired, observed) -> actions. Pure: compares fields labvirt owns, never XML text.
+
+An empty Observed plans everything; an Observed that matches plans nothing. Actions carry a phase:
+the engine runs phases in order and the actions of one phase concurrently, one chain per object.
+Objects with a lab name but without this lab's metadata are blockers: never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .desired import DesiredDomain, DesiredLab, DesiredNetwork
+from .identity import LabCopy
+from .observed import Observed, ObservedDomain, ObservedNetwork
+from .render import render_dhcp_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
+
+# phases
+NETWORKS_AND_POOL, VOLUMES, DOMAINS = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Action:
+    phase: int
+    target: str        # the object this action works on; actions on one target run in order
+
+    @property
+    def verb(self) -> str:
+        return type(self).__name__
+
+    def describe(self) -> str:
+        return f"{self.verb} {self.target}"
+
+
+@dataclass(frozen=True)
+class DefineNetwork(Action):
+    xml: str = ""
+
+
+@dataclass(frozen=True)
+class StartNetwork(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class AutostartNetwork(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class AddDhcpHost(Action):
+    xml: str = ""
+    live: bool = True
+
+    def describe(self) -> str:
+        return f"{self.verb} {self.target}: {self.xml.strip()}"
+
+
+@dataclass(frozen=True)
+class RemoveDhcpHost(AddDhcpHost):
+    pass
+
+
+@dataclass(frozen=True)
+class DefinePool(Action):
+    xml: str = ""
+
+
+@dataclass(frozen=True)
+class StartPool(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class CreateVolume(Action):
+    pool: str = ""
+    xml: str = ""
+
+
+@dataclass(frozen=True)
+class DefineDomain(Action):
+    xml: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateDomain(DefineDomain):
+    """Redefine the persistent definition in place (same UUID); a running domain applies it at restart."""
+
+    changes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.verb} {self.target}: {', '.join(self.changes)}"
+
+
+@dataclass(frozen=True)
+class AttachNic(Action):
+    xml: str = ""
+
+    def describe(self) -> str:
+        return f"{self.verb} {self.target} (live)"
+
+
+@dataclass(frozen=True)
+class DetachNic(AttachNic):
+    pass
+
+
+@dataclass(frozen=True)
+class StartDomain(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class ShutdownDomain(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class DestroyDomain(Action):
+    """Stop (if running) and undefine, with snapshot metadata."""
+
+
+@dataclass(frozen=True)
+class DeleteVolume(Action):
+    pool: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class DeletePool(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class DeleteNetwork(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    blockers: tuple[str, ...] = ()     # why nothing may be applied (foreign objects, missing images)
+    notes: tuple[str, ...] = ()        # what the user should know (restart needed, recreate needed, ...)
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def phases(self) -> list[list[Action]]:
+        out: dict[int, list[Action]] = {}
+        for a in self.actions:
+            out.setdefault(a.phase, []).append(a)
+        return [out[k] for k in sorted(out)]
+
+
+@dataclass
+class _Builder:
+    actions: list = field(default_factory=list)
+    blockers: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def done(self) -> Plan:
+        return Plan(tuple(self.actions), tuple(self.blockers), tuple(self.notes))
+
+
+def _owned(obj, kind: str, copy: LabCopy, b: _Builder) -> bool:
+    """True when `obj` (observed, with the name we want) carries this lab copy's metadata."""
+    if obj.owner is not None and obj.owner.kind == kind and obj.owner.matches(copy.lab, copy.student):
+        return True
+    who = "has no labvirt metadata" if obj.owner is None else (
+        f"belongs to lab {obj.owner.lab!r}" + (f" student {obj.owner.student!r}" if obj.owner.student else ""))
+    b.blockers.append(f"{kind} {obj.name!r} exists but {who}; labvirt will not touch it "
+                      f"(rename or remove it yourself, or rename the lab)")
+    return False
+
+
+def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, start: bool = True,
+            images_present: frozenset[str] | None = None) -> Plan:
+    """Bring the copy to the desired state. `images_present`: golden image paths that exist."""
+    b = _Builder()
+    ours_bridges = {n.bridge for n in observed.networks.values()
+                    if n.owner and n.owner.matches(desired.copy.lab, desired.copy.student)}
+    for net in desired.networks:
+        _plan_network(net, observed.networks.get(net.name), observed, ours_bridges, desired.copy, b)
+    _plan_pool(desired, observed, b)
+    for img in desired.images:
+        if images_present is not None and img.path not in images_present:
+            b.blockers.append(f"golden image {img.name!r} is not built yet: run 'labvirt image build {img.name}'")
+    pool = observed.pools.get(desired.pool.name)
+    for vol in desired.volumes:
+        if pool is None or pool.volume(vol.name) is None:
+            b.actions.append(CreateVolume(VOLUMES, f"{vol.pool}/{vol.name}", pool=vol.pool,
+                                          xml=tostring(render_volume(vol))))
+    for dom in desired.domains:
+        _plan_domain(dom, observed.domains.get(dom.name), desired.copy, b, recreate, start)
+    owned_names = {d.name for d in desired.domains}
+    for name, obs in sorted(observed.domains.items()):
+        if name not in owned_names and obs.owner and obs.owner.matches(desired.copy.lab, desired.copy.student):
+            b.notes.append(f"domain {name!r} is no longer in the lab file; 'labvirt destroy' removes it")
+    return b.done()
+
+
+def _plan_network(net: DesiredNetwork, obs: ObservedNetwork | None, observed: Observed,
+                  ours_bridges: set, copy: LabCopy, b: _Builder) -> None:
+    if obs is None:
+        taken = net.bridge in observed.bridges and net.bridge not in ours_bridges
+        if taken:
+            b.blockers.append(f"bridge {net.bridge!r} for network {net.name!r} is already used by another "
+                              "libvirt network; set another 'bridge' in the network file")
+            return
+        b.actions.append(DefineNetwork(NETWORKS_AND_POOL, net.name, xml=tostring(render_network(net))))
+        b.actions.append(StartNetwork(NETWORKS_AND_POOL, net.name))
+        b.actions.append(AutostartNetwork(NETWORKS_AND_POOL, net.name))
+        return
+    if not _owned(obs, "network", copy, b):
+        return
+    if obs.owner.spec != net.spec:
+        want = {(h.mac, str(h.ip), h.hostname) for h in net.hosts}
+        have = {(h.mac, h.ip, h.hostname) for h in obs.hosts}
+        shape_same = (obs.bridge == net.bridge and f"{net.gateway}/{net.subnet.prefixlen}" in obs.addresses
+                      and (obs.forward or "isolated") == ("nat" if net.mode == "nat" else "isolated"))
+        if not shape_same:
+            b.notes.append(f"network {net.name!r}: subnet, bridge or mode changed; "
+                           "'labvirt destroy' then 'labvirt up' recreates it")
+        else:
+            for mac, ip, host in sorted(have - want):
+                b.actions.append(RemoveDhcpHost(NETWORKS_AND_POOL, net.name,
+                                                xml=tostring(render_dhcp_host(mac, host or "", ip)), live=obs.active))
+            for mac, ip, host in sorted(want - have):
+                b.actions.append(AddDhcpHost(NETWORKS_AND_POOL, net.name,
+                                             xml=tostring(render_dhcp_host(mac, host, ip)), live=obs.active))
+            # record the new spec hash in the network's metadata by redefining it
+            b.actions.append(DefineNetwork(NETWORKS_AND_POOL, net.name, xml=tostring(render_network(net))))
+    if not obs.active:
+        b.actions.append(StartNetwork(NETWORKS_AND_POOL, net.name))
+    if not obs.autostart:
+        b.actions.append(AutostartNetwork(NETWORKS_AND_POOL, net.name))
+
+
+def _plan_pool(desired: DesiredLab, observed: Observed, b: _Builder) -> None:
+    pool = desired.pool
+    obs = observed.pools.get(pool.name)
+    if obs is None:
+        b.actions.append(DefinePool(NETWORKS_AND_POOL, pool.name, xml=tostring(render_pool(pool))))
+        b.actions.append(StartPool(NETWORKS_AND_POOL, pool.name))
+        return
+    if obs.uuid != pool.uuid:
+        b.blockers.append(f"storage pool {pool.name!r} exists but was not created by labvirt for this lab "
+                          f"(its UUID is not {pool.uuid}); labvirt will not touch it")
+        return
+    if not obs.active or not obs.autostart:
+        b.actions.append(StartPool(NETWORKS_AND_POOL, pool.name))
+
+
+def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, copy: LabCopy, b: _Builder, recreate: bool,
+                 start: bool) -> None:
+    xml = tostring(render_domain(dom))
+    if obs is None:
+        b.actions.append(DefineDomain(DOMAINS, dom.name, xml=xml))
+        if start:
+            b.actions.append(StartDomain(DOMAINS, dom.name))
+        return
+    if not _owned(obs, "node", copy, b):
+        return
+    running = obs.state in ("running", "paused")
+    if obs.owner.spec != dom.spec:
+        if obs.owner.shape != dom.shape or dom.disk not in obs.disks:
+            if recreate:
+                b.actions.append(DestroyDomain(DOMAINS, dom.name))
+                b.actions.append(DefineDomain(DOMAINS, dom.name, xml=xml))
+                if start:
+                    b.actions.append(StartDomain(DOMAINS, dom.name))
+                return
+            b.notes.append(f"node {dom.key!r} changed in a way that needs it recreated (disk, boot, CPU or "
+                           "domain type); run 'labvirt up --recreate' (its disk is kept)")
+        else:
+            changes = []
+            want_macs = {n.mac for n in dom.nics}
+            have_macs = {n.mac for n in obs.nics}
+            if dom.memory != obs.memory:
+                changes.append(f"memory {obs.memory // 2**20} MiB -> {dom.memory // 2**20} MiB")
+            if dom.vcpus != obs.vcpus:
+                changes.append(f"vcpus {obs.vcpus} -> {dom.vcpus}")
+            added = [n for n in dom.nics if n.mac not in have_macs]
+            removed = [n for n in obs.nics if n.mac not in want_macs]
+            changes += [f"add {n.name} on {n.network}" for n in added]
+            changes += [f"remove NIC {n.mac}" for n in removed]
+            b.actions.append(UpdateDomain(DOMAINS, dom.name, xml=xml, changes=tuple(changes) or ("metadata",)))
+            if running:
+                for n in added:
+                    b.actions.append(AttachNic(DOMAINS, dom.name, xml=tostring(render_nic(n))))
+                for n in removed:
+                    b.actions.append(DetachNic(DOMAINS, dom.name, xml=_observed_nic_xml(n)))
+                if dom.memory != obs.memory or dom.vcpus != obs.vcpus:
+                    b.notes.append(f"node {dom.key!r}: memory/vCPU change applies at its next restart "
+                                   "('labvirt down' then 'labvirt up')")
+    if start and obs.state == "shutoff":
+        b.actions.append(StartDomain(DOMAINS, dom.name))
+
+
+def _observed_nic_xml(nic) -> str:
+    from lxml.builder import E
+
+    el = E.interface(E.mac(address=nic.mac), type="network")
+    if nic.network:
+        el.append(E.source(network=nic.network))
+    if nic.model:
+        el.append(E.model(type=nic.model))
+    return tostring(el)
+
+
+def plan_down(desired: DesiredLab, observed: Observed) -> Plan:
+    b = _Builder()
+    for dom in desired.domains:
+        obs = observed.domains.get(dom.name)
+        if obs is not None and _owned(obs, "node", desired.copy, b) and obs.state != "shutoff":
+            b.actions.append(ShutdownDomain(DOMAINS, dom.name))
+    return b.done()
+
+
+def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
+    """Remove every object of this copy that carries its metadata (also ones no longer in the lab file)."""
+    b = _Builder()
+    copy = desired.copy
+    wanted_domains = {d.name for d in desired.domains}
+    for name, obs in sorted(observed.domains.items()):
+        mine = obs.owner is not None and obs.owner.kind == "node" and obs.owner.matches(copy.lab, copy.student)
+        if mine:
+            b.actions.append(DestroyDomain(0, name))
+        elif name in wanted_domains:
+            _owned(obs, "node", copy, b)
+    pool = observed.pools.get(desired.pool.name)
+    if pool is not None:
+        if pool.uuid != desired.pool.uuid:
+            b.blockers.append(f"storage pool {pool.name!r} was not created by labvirt for this lab; not removed")
+        else:
+            for vol in pool.volumes:
+                b.actions.append(DeleteVolume(1, f"{pool.name}/{vol.name}", pool=pool.name, name=vol.name))
+            b.actions.append(DeletePool(2, pool.name))
+    wanted_networks = {n.name for n in desired.networks}
+    for name, obs in sorted(observed.networks.items()):
+        mine = obs.owner is not None and obs.owner.kind == "network" and obs.owner.matches(copy.lab, copy.student)
+        if mine:
+            b.actions.append(DeleteNetwork(2, name))
+        elif name in wanted_networks:
+            _owned(obs, "network", copy, b)
+    return b.done()

@@ -1,0 +1,107 @@
+"""Desired objects -> libvirt XML, built as lxml element trees (never string formatting). Pure."""
+
+from __future__ import annotations
+
+from lxml import etree
+from lxml.builder import E
+
+from .desired import DesiredDomain, DesiredNetwork, DesiredPool, DesiredVolume
+
+NS = "http://labvirt.org/xmlns/labvirt/1"
+PREFIX = "labvirt"
+_SEED_DEV = "sda"
+
+
+def tostring(tree: etree._Element) -> str:
+    return etree.tostring(tree, pretty_print=True, encoding="unicode")
+
+
+def render_metadata(kind: str, lab: str, student: str, obj: str, spec: str, **extra: str) -> etree._Element:
+    """<labvirt:owner kind= lab= student= name= spec=/> in labvirt's namespace."""
+    el = etree.Element(f"{{{NS}}}owner", nsmap={PREFIX: NS})
+    for key, value in (("kind", kind), ("lab", lab), ("student", student), ("name", obj), ("spec", spec), *extra.items()):
+        el.set(key, value)
+    return el
+
+
+def render_network(net: DesiredNetwork) -> etree._Element:
+    root = E.network(E.name(net.name), E.uuid(net.uuid))
+    md = E.metadata()
+    md.append(render_metadata("network", net.lab, net.student, net.key, net.spec, mode=net.mode))
+    root.append(md)
+    if net.mode == "nat":
+        root.append(E.forward(mode="nat"))
+    root.append(E.bridge(name=net.bridge, stp="on", delay="0"))
+    if net.domain:
+        root.append(E.domain(name=net.domain, localOnly="yes"))
+    dhcp = E.dhcp(E.range(start=str(net.dhcp_start), end=str(net.dhcp_end)))
+    for host in net.hosts:
+        dhcp.append(E.host(mac=host.mac, name=host.hostname, ip=str(host.ip)))
+    root.append(E.ip(dhcp, address=str(net.gateway), netmask=str(net.subnet.netmask)))
+    return root
+
+
+def render_dhcp_host(mac: str, hostname: str, ip: str) -> etree._Element:
+    return E.host(mac=mac, name=hostname, ip=ip)
+
+
+def render_pool(pool: DesiredPool) -> etree._Element:
+    return E.pool(E.name(pool.name), E.uuid(pool.uuid), E.target(E.path(pool.path)), type="dir")
+
+
+def render_volume(vol: DesiredVolume) -> etree._Element:
+    # allocation 0: thin (overlays grow as the guest writes)
+    root = E.volume(E.name(vol.name), E.capacity(str(vol.capacity), unit="bytes"),
+                    E.allocation("0", unit="bytes"), E.target(E.format(type=vol.format)))
+    if vol.backing:
+        root.append(E.backingStore(E.path(vol.backing), E.format(type=vol.backing_format or "qcow2")))
+    return root
+
+
+def render_nic(nic) -> etree._Element:
+    return E.interface(E.mac(address=nic.mac), E.source(network=nic.network), E.model(type=nic.model),
+                       type="network")
+
+
+def render_seed_cdrom(path: str) -> etree._Element:
+    return E.disk(E.driver(name="qemu", type="raw"), E.source(file=path), E.target(dev=_SEED_DEV, bus="sata"),
+                  E.readonly(), type="file", device="cdrom")
+
+
+def render_domain(dom: DesiredDomain) -> etree._Element:
+    root = E.domain(E.name(dom.name), E.uuid(dom.uuid), type=dom.domain_type)
+    md = E.metadata()
+    md.append(render_metadata("node", dom.lab, dom.student, dom.key, dom.spec, role=dom.role, shape=dom.shape))
+    root.append(md)
+    root.append(E.memory(str(dom.memory // 1024), unit="KiB"))
+    root.append(E.vcpu(str(dom.vcpus)))
+    os_el = E.os(E.type("hvm", arch="x86_64", machine="q35"))
+    if dom.boot is not None:
+        os_el.append(E.kernel(dom.boot.kernel))
+        if dom.boot.initrd:
+            os_el.append(E.initrd(dom.boot.initrd))
+        os_el.append(E.cmdline(dom.boot.cmdline))
+    else:
+        os_el.append(E.boot(dev="hd"))
+    root.append(os_el)
+    root.append(E.features(E.acpi(), E.apic()))
+    if dom.cpu_mode in ("host-passthrough", "host-model", "maximum"):
+        root.append(E.cpu(mode=dom.cpu_mode))
+    root.append(E.on_poweroff("destroy"))
+    root.append(E.on_reboot("restart"))
+    root.append(E.on_crash("destroy"))
+    devices = E.devices(
+        E.disk(E.driver(name="qemu", type="qcow2", discard="unmap"), E.source(file=dom.disk),
+               E.target(dev="vda", bus="virtio"), type="file", device="disk"))
+    if dom.seed:
+        devices.append(render_seed_cdrom(dom.seed))
+    for nic in dom.nics:
+        devices.append(render_nic(nic))
+    devices.append(E.serial(E.target(port="0"), type="pty"))
+    devices.append(E.console(E.target(type="serial", port="0"), type="pty"))
+    devices.append(E.channel(E.target(type="virtio", name="org.qemu.guest_agent.0"), type="unix"))
+    devices.append(E.graphics(E.listen(type="address", address="127.0.0.1"), type="vnc", autoport="yes",
+                              listen="127.0.0.1"))
+    devices.append(E.rng(E.backend("/dev/urandom", model="random"), model="virtio"))
+    root.append(devices)
+    return root

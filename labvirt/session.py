@@ -1,0 +1,194 @@
+"""One command's view of the world: the lab, which copy of it, the libvirt host, and its verdict.
+
+Resolves `-C DIR`, `--connect URI` (or $LIBVIRT_DEFAULT_URI, else qemu:///system; `sim` selects the
+simulator) and `--student S` into a spec, a LabCopy, a driver and HostParams. Commands use it as a
+context manager: the simulator saves its state on exit, and the lab copy stays locked meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from dataclasses import dataclass, field
+
+from .desired import DesiredLab, HostParams, desire
+from .errors import LabvirtError, LockedError
+from .identity import LabCopy
+from .loader import load_lab
+from .paths import lab_state_dir
+from .spec import LabSpec
+
+DEFAULT_URI = "qemu:///system"
+
+
+def resolve_uri(connect: str | None) -> str:
+    return connect or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
+
+
+def open_driver(uri: str):
+    """A Driver for `uri`: the simulator for sim URIs, libvirt otherwise."""
+    from . import sim
+
+    name = sim.parse_uri(uri)
+    if name is not None:
+        return sim.SimDriver(sim.load_host(name))
+    from .driver import Driver, open_libvirt
+
+    return Driver(open_libvirt(uri), uri)
+
+
+def host_verdict(driver) -> dict:
+    """The host check's L0 answer for this driver's host: domain type and nested CPU mode.
+
+    Simulated hosts answer from their profile; the local host from /proc, /sys and /dev; a remote
+    host from libvirt's capabilities (KVM offered and the host CPU shows vmx/svm).
+    """
+    try:
+        from .host import verdict as v
+        from .host.facts import read_host
+    except ImportError:   # host checks not installed: assume a KVM host
+        return {"domain_type": "kvm", "nested_cpu": "host-passthrough", "source": "default"}
+    if driver is None or getattr(driver, "simulated", False):
+        root = "/"
+        if driver is not None:
+            from .host.profiles import profile_root
+
+            root = profile_root(driver.host.profile)
+        verdict = v.verdict(read_host(root))
+        return {"domain_type": verdict.guest_domain_type, "nested_cpu": verdict.nested_cpu,
+                "l2_virt_type": verdict.l2_virt_type, "source": "profile" if driver else "local host"}
+    if _is_local(driver.uri):
+        verdict = v.verdict(read_host("/"))
+        return {"domain_type": verdict.guest_domain_type, "nested_cpu": verdict.nested_cpu,
+                "l2_virt_type": verdict.l2_virt_type, "source": "local host"}
+    return _remote_verdict(driver)
+
+
+def _is_local(uri: str) -> bool:
+    from urllib.parse import urlparse
+
+    u = urlparse(uri)
+    return not u.hostname and "+" not in (u.scheme or "")
+
+
+def _remote_verdict(driver) -> dict:
+    from lxml import etree
+
+    caps = etree.fromstring(driver.conn.getCapabilities().encode())
+    kvm = bool(caps.xpath("//guest/arch/domain[@type='kvm']"))
+    hw = bool(caps.xpath("/capabilities/host/cpu/feature[@name='vmx' or @name='svm']"))
+    dt = "kvm" if kvm and hw else "qemu"
+    return {"domain_type": dt, "nested_cpu": "host-passthrough" if dt == "kvm" else "default",
+            "l2_virt_type": "kvm" if dt == "kvm" else "qemu", "source": "remote capabilities"}
+
+
+@contextlib.contextmanager
+def lab_lock(lab: str, student: str, uri: str):
+    """Two labvirt processes on one lab copy do not race: the second is told at once."""
+    path = os.path.join(lab_state_dir(lab, student), "lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            who = f"lab {lab!r}" + (f" student {student!r}" if student else "")
+            raise LockedError(f"{who} is busy: another labvirt process (pid {holder}) is working on it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Session:
+    spec: LabSpec | None
+    copy: LabCopy | None
+    uri: str
+    driver: object | None                 # None when offline
+    verdict: dict = field(default_factory=dict)
+    host: HostParams = field(default_factory=HostParams)
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    @classmethod
+    def open(cls, directory: str, connect: str | None = None, student: str | None = None, offline: bool = False,
+             domain_type: str | None = None, need_lab: bool = True, lock: bool = False) -> "Session":
+        spec = load_lab(directory) if need_lab else None
+        copy = None
+        if spec is not None:
+            copy = LabCopy(spec.name)
+            if student:
+                from .classroom import student_copy   # class mode records each student's subnets
+
+                copy = student_copy(spec, student, resolve_uri(connect))
+        uri = resolve_uri(connect)
+        stack = contextlib.ExitStack()
+        try:
+            if lock and copy is not None:
+                stack.enter_context(lab_lock(copy.lab, copy.student, uri))
+            driver = None if offline else open_driver(uri)
+            if driver is not None:
+                stack.callback(_finish, driver)
+            verdict = host_verdict(driver)
+        except BaseException:
+            stack.close()
+            raise
+        chosen = domain_type or (spec.domain_type if spec and spec.domain_type != "auto" else verdict["domain_type"])
+        if chosen not in ("kvm", "qemu"):
+            raise LabvirtError(f"--domain-type: got {chosen!r}; allowed: kvm, qemu")
+        nested_cpu = verdict.get("nested_cpu", "host-passthrough") if chosen == "kvm" else "default"
+        host = HostParams(domain_type=chosen, nested_cpu=nested_cpu)
+        return cls(spec=spec, copy=copy, uri=uri if not offline else "(offline)", driver=driver,
+                   verdict=verdict, host=host, _stack=stack)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    @property
+    def simulated(self) -> bool:
+        return bool(getattr(self.driver, "simulated", False))
+
+    def desired(self) -> DesiredLab:
+        return desire(self.spec, self.copy, self.host)
+
+    def observe(self):
+        from .observed import Observed
+
+        if self.driver is None:
+            return Observed()
+        return self.driver.observe()
+
+    def plan_up(self, recreate: bool = False, start: bool = True):
+        from .plan import plan_up
+
+        desired = self.desired()
+        observed = self.observe()
+        present = images_present(observed)
+        return desired, plan_up(desired, observed, recreate=recreate, start=start,
+                                images_present=present if self.driver is not None else None)
+
+    def host_summary(self) -> dict:
+        return {"uri": self.uri, "simulated": self.simulated, "domain_type": self.host.domain_type,
+                "nested_cpu": self.host.nested_cpu, "verdict_source": self.verdict.get("source")}
+
+
+def images_present(observed) -> frozenset[str]:
+    from .identity import IMAGE_POOL
+
+    pool = observed.pools.get(IMAGE_POOL)
+    return frozenset(v.path for v in pool.volumes) if pool else frozenset()
+
+
+def _finish(driver) -> None:
+    if getattr(driver, "simulated", False):
+        driver.__exit__(None, None, None)
+    else:
+        driver.close()

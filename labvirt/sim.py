@@ -1,0 +1,261 @@
+"""The simulator: libvirt's test driver, persisted across processes.
+
+A simulated host lives in a state directory (`labvirt.paths.sim_dir(NAME)`):
+  node.xml   the test driver's host file: domains (with run state and inline snapshots), networks,
+             pools and volumes; rewritten atomically after every command
+  host.json  capacity (CPUs, memory, disk), host profile, and what the node file cannot hold
+             (which networks are active or autostarted)
+  lock       flock()ed while a process works on the host
+Where the test driver cannot answer (DHCP leases, consoles, guest agent), the simulator answers from
+labvirt's own plan and says the answer is simulated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import libvirt
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from .driver import Driver, libvirt_errors
+from .errors import LabvirtError, LockedError, UnsupportedError
+from .paths import sim_dir
+
+TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
+T = ElementMaker(namespace=TEST_NS, nsmap={"test": TEST_NS})
+RUNSTATE = {libvirt.VIR_DOMAIN_RUNNING: 1, libvirt.VIR_DOMAIN_BLOCKED: 1, libvirt.VIR_DOMAIN_PAUSED: 3}
+GiB = 1024**3
+
+
+def parse_uri(uri: str) -> str | None:
+    """'sim' -> 'default', 'sim:///NAME' -> 'NAME'; None when `uri` is not a simulator URI."""
+    if uri == "sim":
+        return "default"
+    if uri.startswith("sim:"):
+        name = uri[4:].lstrip("/") or "default"
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise LabvirtError(f"simulator name {name!r} is not allowed: letters, digits, '-' and '_'")
+        return name
+    return None
+
+
+@dataclass
+class SimHost:
+    name: str
+    cpus: int = 16
+    memory: int = 64 * GiB
+    disk: int = 1024 * GiB
+    profile: str = "intel-nested"
+    networks_inactive: tuple = ()
+    networks_autostart: tuple = ()
+    pools_autostart: tuple = ()
+
+    @property
+    def directory(self) -> str:
+        return sim_dir(self.name)
+
+
+def create_host(name: str, cpus: int = 16, memory: int = 64 * GiB, disk: int = 1024 * GiB,
+                profile: str = "intel-nested", replace: bool = False) -> SimHost:
+    host = SimHost(name=name, cpus=cpus, memory=memory, disk=disk, profile=profile)
+    d = host.directory
+    if os.path.exists(os.path.join(d, "node.xml")) and not replace:
+        raise LabvirtError(f"simulated host {name!r} already exists in {d}; remove it first")
+    os.makedirs(d, exist_ok=True)
+    with _locked(d):
+        _write_host(host)
+        _atomic_write(os.path.join(d, "node.xml"), etree.tostring(_empty_node(host), pretty_print=True))
+    return host
+
+
+def load_host(name: str) -> SimHost:
+    path = os.path.join(sim_dir(name), "host.json")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return create_host(name) if name == "default" else _missing(name)
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return SimHost(**data)
+
+
+def _missing(name: str):
+    raise LabvirtError(f"no simulated host {name!r}: create it with 'labvirt sim create {name}' "
+                       "(the simulator 'sim' = 'sim:///default' is created on first use)")
+
+
+def _empty_node(host: SimHost) -> etree._Element:
+    E = ElementMaker()
+    cpu = E.cpu(E.mhz("2400"), E.model("x86_64"), E.active(str(host.cpus)), E.nodes("1"), E.sockets("1"),
+                E.cores(str(host.cpus)), E.threads("1"))
+    # like a fresh libvirt install: the 'default' NAT network on 192.168.122.0/24
+    default = E.network(E.name("default"), E.bridge(name="virbr0"), E.forward(mode="nat"),
+                        E.ip(E.dhcp(E.range(start="192.168.122.2", end="192.168.122.254")),
+                             address="192.168.122.1", netmask="255.255.255.0"))
+    return E.node(cpu, E.memory(str(host.memory // 1024)), default)
+
+
+def _write_host(host: SimHost) -> None:
+    data = asdict(host)
+    _atomic_write(os.path.join(host.directory, "host.json"), json.dumps(data, indent=2).encode())
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _locked(directory: str, wait: float | None = None):
+    """Hold the host's lock; wait a bounded time for another process, then say who holds it."""
+    wait = float(os.environ.get("LABVIRT_LOCK_WAIT", "10")) if wait is None else wait
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    raise LockedError(f"simulated host in {directory} is busy: another labvirt process "
+                                      f"(pid {holder}) is working on it; try again when it finishes") from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)   # closing releases the flock
+
+
+class SimDriver(Driver):
+    """Driver over a persisted test-driver host. Use as a context manager: saves on exit."""
+
+    simulated = True
+
+    def __init__(self, host: SimHost):
+        self.host = host
+        self._lock_cm = _locked(host.directory)
+        self._lock_cm.__enter__()
+        try:
+            node = os.path.join(host.directory, "node.xml")
+            if not os.path.exists(node):
+                _atomic_write(node, etree.tostring(_empty_node(host), pretty_print=True))
+            with libvirt_errors(f"loading simulated host {host.name}"):
+                conn = libvirt.open(f"test://{node}")
+            super().__init__(conn, f"sim:///{host.name}")
+            self._restore_flags()
+        except BaseException:
+            self._lock_cm.__exit__(None, None, None)
+            raise
+
+    def _restore_flags(self) -> None:
+        for net in self.conn.listAllNetworks():
+            if net.name() in self.host.networks_inactive and net.isActive():
+                net.destroy()
+            if net.name() in self.host.networks_autostart:
+                net.setAutostart(1)
+        for pool in self.conn.listAllStoragePools():
+            if pool.name() in self.host.pools_autostart:
+                pool.setAutostart(1)
+
+    def save(self) -> None:
+        """Write the whole host back to node.xml (atomically) and the flags to host.json."""
+        with libvirt_errors(f"saving simulated host {self.host.name}"):
+            self._save()
+
+    def _save(self) -> None:
+        E = ElementMaker()
+        node = _empty_node(self.host)
+        for child in list(node):
+            if child.tag == "network":
+                node.remove(child)
+        inactive, autostart, pool_auto = [], [], []
+        for net in self.conn.listAllNetworks():
+            node.append(etree.fromstring(net.XMLDesc(0).encode()))
+            if not net.isActive():
+                inactive.append(net.name())
+            if net.autostart():
+                autostart.append(net.name())
+        for pool in self.conn.listAllStoragePools():
+            el = etree.fromstring(pool.XMLDesc(0).encode())
+            if pool.isActive():
+                for vol in pool.listAllVolumes():
+                    el.append(etree.fromstring(vol.XMLDesc(0).encode()))
+            if pool.autostart():
+                pool_auto.append(pool.name())
+            node.append(el)
+        for dom in self.conn.listAllDomains():
+            if not dom.isPersistent():
+                continue
+            el = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE).encode())
+            for old in el.findall("id"):
+                el.remove(old)
+            el.append(T.runstate(str(RUNSTATE.get(dom.state()[0], 5))))
+            current = dom.snapshotCurrent().getName() if dom.hasCurrentSnapshot() else None
+            for snap in dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL):
+                snap_el = etree.fromstring(snap.getXMLDesc(libvirt.VIR_DOMAIN_SNAPSHOT_XML_SECURE).encode())
+                inline = T.domainsnapshot(*list(snap_el))
+                for old in inline.findall("active"):
+                    inline.remove(old)
+                inline.append(E.active("1" if snap.getName() == current else "0"))
+                el.append(inline)
+            node.append(el)
+        self.host.networks_inactive = tuple(inactive)
+        self.host.networks_autostart = tuple(autostart)
+        self.host.pools_autostart = tuple(pool_auto)
+        _atomic_write(os.path.join(self.host.directory, "node.xml"), etree.tostring(node, pretty_print=True))
+        _write_host(self.host)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._lock_cm.__exit__(None, None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.save()
+        finally:
+            self.close()
+
+    # -- what the test driver cannot do --------------------------------------------------------
+    def attach_nic(self, name: str, xml: str, attach: bool = True) -> None:
+        """No live devices in the test driver: the redefined persistent definition already has the NIC."""
+
+    def upload_volume(self, pool: str, name: str, data: bytes | None = None, path: str | None = None) -> None:
+        """The test driver keeps no volume contents; the seed's documents stay in labvirt's plan."""
+
+    def shutdown_domain(self, name: str, timeout: float = 60.0) -> str:
+        with libvirt_errors(f"shutting down {name}"):
+            dom = self.conn.lookupByName(name)
+            if dom.isActive():
+                dom.shutdown()     # the test driver stops at once
+        return "shutdown"
+
+    def addresses(self, name: str):
+        """The test driver's answer is fake (and crashes on networks without <ip>): nothing is observed."""
+        return {}, {"simulator": "no guests run here; addresses are the planned DHCP reservations"}
+
+    def console(self, name: str):
+        raise UnsupportedError(f"the simulator has no consoles: {name} is simulated (use a real libvirt host)")
+
+    def host_info(self) -> dict:
+        return {"cpus": self.host.cpus, "memory": self.host.memory, "disk": self.host.disk,
+                "hostname": f"sim:{self.host.name}", "version": self.conn.getLibVersion(),
+                "profile": self.host.profile}

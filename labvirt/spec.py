@@ -1,0 +1,135 @@
+"""What the user asked for: frozen, validated values. Built by `labvirt.loader` from a lab directory.
+
+Pure: no libvirt, no subprocess, no I/O beyond nothing at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+ROLES = ("controller", "compute", "network", "storage", "generic")
+NETWORK_MODES = ("nat", "isolated")
+CPU_MODES = ("auto", "host-passthrough", "host-model", "maximum", "default")
+DOMAIN_TYPES = ("auto", "kvm", "qemu")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    mode: str                      # "nat" (eth0 to the outside through the host) or "isolated" (host-only)
+    subnet: IPv4Network
+    gateway: IPv4Address           # the host's address on the bridge
+    dhcp_start: IPv4Address
+    dhcp_end: IPv4Address
+    bridge: str | None = None      # explicit bridge name; derived when None
+    domain: str | None = None      # DNS domain served by the network's dnsmasq
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    network: str
+    address: IPv4Address | None = None   # static: becomes a DHCP reservation
+    model: str = "virtio"
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """Direct kernel boot (test and appliance images)."""
+
+    kernel: str
+    initrd: str | None = None
+    cmdline: str = "console=ttyS0"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    role: str
+    vcpus: int
+    memory: int                    # bytes
+    disk: int                      # bytes (virtual size of the system disk)
+    nics: tuple[NicSpec, ...]
+    image: str | None = None       # recipe name in images/
+    base_image: str | None = None  # a local qcow2/raw file used as backing store
+    boot: BootSpec | None = None
+    cpu: str = "auto"
+    nested: bool = False           # needs vmx/svm inside (nova compute)
+    file: str = ""
+
+    def nic_name(self, index: int) -> str:
+        return f"eth{index}"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """A golden-image recipe (see labvirt.images for how it is built)."""
+
+    name: str
+    size: int
+    template: str | None = None       # virt-builder template, e.g. "centos-7.5"
+    source_file: str | None = None    # or a local cloud image
+    repository: str | None = None     # local virt-builder repository (offline use)
+    root_password: str | None = None  # "file:PATH" or "random"; never the password itself
+    ssh_keys: tuple[str, ...] = ()
+    kernel_args: tuple[str, ...] = ()
+    disable_services: tuple[str, ...] = ()
+    selinux: str | None = None        # "permissive" | "disabled" | "enforcing"
+    packages: tuple[str, ...] = ()
+    run: tuple[str, ...] = ()
+    write: tuple[tuple[str, str], ...] = ()   # (path, content)
+    identity: str = "cloud-init"      # how per-node identity is delivered: cloud-init | virt-customize
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str
+    directory: str
+    networks: tuple[NetworkSpec, ...]
+    nodes: tuple[NodeSpec, ...]
+    images: tuple[ImageSpec, ...] = ()
+    description: str = ""
+    domain_type: str = "auto"
+    pool_dir: str = "/var/lib/libvirt/images/labvirt"
+    ssh_user: str = "root"
+    services: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def network(self, name: str) -> NetworkSpec:
+        for net in self.networks:
+            if net.name == name:
+                return net
+        raise KeyError(name)
+
+    def node(self, name: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "file"}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (IPv4Address, IPv4Network)):
+        return str(value)
+    return value
+
+
+def spec_hash(value) -> str:
+    """Stable short hash of a spec value (ignores which file it came from)."""
+    text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def as_dict(value):
+    """JSON-ready form of a spec value."""
+    return _plain(value)

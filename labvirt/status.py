@@ -1,0 +1,57 @@
+"""`labvirt status` as plain data: nodes, networks and drift between the lab file and libvirt. Pure."""
+
+from __future__ import annotations
+
+from . import plan as p
+from .desired import DesiredLab
+from .observed import Observed
+from .units import format_size
+
+_CREATE = (p.DefineNetwork, p.DefinePool, p.CreateVolume, p.DefineDomain)
+
+
+def drift(desired: DesiredLab, the_plan: p.Plan) -> list[str]:
+    """What 'up' would still do, in words (run state aside: a node that is down is not drift)."""
+    out = []
+    for a in the_plan.actions:
+        if isinstance(a, (p.StartDomain, p.ShutdownDomain)):
+            continue
+        if isinstance(a, p.UpdateDomain):
+            out.append(f"{a.target}: {', '.join(a.changes)}")
+        elif isinstance(a, _CREATE) and not isinstance(a, p.UpdateDomain):
+            out.append(f"missing: {a.target}")
+        else:
+            out.append(a.describe())
+    out += list(the_plan.notes) + list(the_plan.blockers)
+    return list(dict.fromkeys(out))
+
+
+def lab_status(desired: DesiredLab, observed: Observed, the_plan: p.Plan,
+               addresses: dict[str, dict[str, list[dict]]] | None = None, simulated: bool = False) -> dict:
+    """`addresses`: domain name -> mac -> [{"ip", "source"}] as observed (may be empty)."""
+    addresses = addresses or {}
+    nodes = []
+    for dom in desired.domains:
+        obs = observed.domains.get(dom.name)
+        nics = []
+        for nic in dom.nics:
+            seen = addresses.get(dom.name, {}).get(nic.mac, [])
+            nics.append({"name": nic.name, "network": nic.network, "mac": nic.mac,
+                         "planned": str(nic.address) if nic.address else None, "observed": seen})
+        nodes.append({
+            "name": dom.key, "domain": dom.name, "role": dom.role,
+            "state": obs.state if obs else "missing",
+            "vcpus": obs.vcpus if obs else dom.vcpus,
+            "memory": format_size(obs.memory if obs else dom.memory),
+            "current_snapshot": obs.current_snapshot if obs else None,
+            "snapshots": list(obs.snapshots) if obs else [],
+            "nics": nics,
+        })
+    networks = []
+    for net in desired.networks:
+        obs = observed.networks.get(net.name)
+        networks.append({"name": net.name, "mode": net.mode, "bridge": obs.bridge if obs else net.bridge,
+                         "subnet": str(net.subnet), "active": bool(obs and obs.active),
+                         "exists": obs is not None})
+    return {"lab": desired.copy.lab, "student": desired.copy.student, "simulated": simulated,
+            "nodes": nodes, "networks": networks, "drift": drift(desired, the_plan)}

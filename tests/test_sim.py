@@ -1,0 +1,100 @@
+"""The engine on the simulator: state persists across processes, locks, foreign objects."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import libvirt
+import pytest
+
+from labvirt import sim
+from labvirt.errors import LockedError
+
+from .conftest import run_cli, small_lab
+
+
+def virsh_view(name="default"):
+    """What the persisted simulated host holds, read with libvirt directly."""
+    path = os.path.join(sim.sim_dir(name), "node.xml")
+    conn = libvirt.open(f"test://{path}")
+    try:
+        return ({d.name(): d.state()[0] for d in conn.listAllDomains()},
+                {n.name() for n in conn.listAllNetworks()},
+                {p.name(): [v.name() for v in p.listAllVolumes()] for p in conn.listAllStoragePools()})
+    finally:
+        conn.close()
+
+
+def test_up_twice_status_down_up_destroy_across_processes(tmp_path):
+    lab = small_lab(tmp_path, name="simlab")
+    r = run_cli("up", "-C", lab, "-c", "sim")
+    assert r.returncode == 0, r.stderr
+    r2 = run_cli("up", "-C", lab, "-c", "sim")
+    assert r2.returncode == 0 and "nothing to do" in r2.stderr
+    r = run_cli("status", "-C", lab, "-c", "sim", "--json")
+    data = json.loads(r.stdout)
+    assert data["simulated"] and {n["state"] for n in data["nodes"]} == {"running"} and data["drift"] == []
+    domains, networks, pools = virsh_view()
+    assert set(domains) == {"simlab-alpha", "simlab-beta"} and {"simlab-a", "simlab-b", "default"} == networks
+    assert sorted(pools["labvirt-simlab"]) == ["alpha.qcow2", "beta.qcow2"]
+    assert run_cli("down", "-C", lab, "-c", "sim").returncode == 0
+    assert set(virsh_view()[0].values()) == {libvirt.VIR_DOMAIN_SHUTOFF}
+    assert run_cli("up", "-C", lab, "-c", "sim").returncode == 0
+    assert set(virsh_view()[0].values()) == {libvirt.VIR_DOMAIN_RUNNING}
+    assert run_cli("destroy", "-C", lab, "-c", "sim").returncode == 0
+    domains, networks, pools = virsh_view()
+    assert domains == {} and networks == {"default"} and pools == {}
+
+
+def test_foreign_domain_with_a_lab_name_is_refused_and_kept(tmp_path):
+    lab = small_lab(tmp_path, name="simlab")
+    with sim.SimDriver(sim.load_host("default")) as d:
+        d.conn.defineXML("<domain type='test'><name>simlab-alpha</name><memory>1024</memory>"
+                         "<os><type>hvm</type></os></domain>")
+    r = run_cli("up", "-C", lab, "-c", "sim")
+    assert r.returncode == 1 and "'simlab-alpha' exists but has no labvirt metadata" in r.stderr
+    assert virsh_view()[0] == {"simlab-alpha": libvirt.VIR_DOMAIN_SHUTOFF}    # nothing else was created
+    r = run_cli("destroy", "-C", lab, "-c", "sim")
+    assert "simlab-alpha" in virsh_view()[0]
+
+
+def test_second_process_is_told_the_host_is_busy(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABVIRT_LOCK_WAIT", "0.2")
+    host = sim.load_host("default")
+    with sim.SimDriver(host):
+        with pytest.raises(LockedError, match="another labvirt process"):
+            sim.SimDriver(sim.load_host("default"))
+        lab = small_lab(tmp_path, name="simlab")
+        r = run_cli("up", "-C", lab, "-c", "sim", env={"LABVIRT_LOCK_WAIT": "0.2"})
+        assert r.returncode == 1 and f"(pid {os.getpid()})" in r.stderr
+
+
+def test_named_simulated_hosts_are_separate(tmp_path):
+    sim.create_host("small", cpus=4, memory=8 * 2**30, profile="pvm")
+    lab = small_lab(tmp_path, name="simlab")
+    assert run_cli("up", "-C", lab, "-c", "sim:///small").returncode == 0
+    assert set(virsh_view("small")[0]) == {"simlab-alpha", "simlab-beta"}
+    assert not os.path.exists(os.path.join(sim.sim_dir("default"), "node.xml"))
+
+
+def test_snapshots_and_flags_survive_a_round_trip():
+    with sim.SimDriver(sim.load_host("default")) as d:
+        d.conn.networkDefineXML("<network><name>n1</name><bridge name='br-n1'/></network>")
+        d.conn.networkLookupByName("n1").setAutostart(1)
+        dom = d.conn.defineXML("<domain type='test'><name>x</name><memory>1024</memory><os><type>hvm</type></os></domain>")
+        dom.create()
+        dom.snapshotCreateXML("<domainsnapshot><name>s1</name><description>first</description></domainsnapshot>")
+        dom.snapshotCreateXML("<domainsnapshot><name>s2</name></domainsnapshot>")
+    with sim.SimDriver(sim.load_host("default")) as d:
+        net = d.conn.networkLookupByName("n1")
+        assert net.autostart() and not net.isActive()
+        dom = d.conn.lookupByName("x")
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        assert dom.snapshotListNames() and dom.snapshotCurrent().getName() == "s2"
+        assert dom.snapshotLookupByName("s2").getParent().getName() == "s1"
+
+
+def test_unknown_simulator_name_is_explained(tmp_path):
+    r = run_cli("status", "-c", "sim:///nope", "-C", small_lab(tmp_path))
+    assert r.returncode == 1 and "no simulated host 'nope'" in r.stderr and "labvirt sim create nope" in r.stderr
