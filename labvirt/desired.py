@@ -128,6 +128,13 @@ def image_pool(pool_dir: str) -> DesiredPool:
     return DesiredPool(name=IMAGE_POOL, uuid=image_pool_uuid(), path=image_pool_path(pool_dir))
 
 
+def wants_seed(node: NodeSpec, recipes: dict[str, ImageSpec]) -> bool:
+    """A cloud-init seed when asked for, or by default when the node's image uses cloud-init."""
+    if node.seed is not None:
+        return node.seed
+    return node.image is not None and recipes[node.image].identity == "cloud-init"
+
+
 def cpu_mode(node: NodeSpec, host: HostParams, warnings: list[str]) -> str:
     """The node's CPU mode on this host: nested nodes get vmx/svm passed through where KVM works."""
     mode = node.cpu
@@ -171,6 +178,7 @@ def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
             hosts=hosts, domain=net.domain, lab=copy.lab, student=copy.student)
         networks.append(replace(d, spec=spec_hash(d)))
 
+    recipes = {i.name: i for i in spec.images}
     volumes, domains = [], []
     for node in spec.nodes:
         disk_name = copy.disk_volume(node.name)
@@ -183,11 +191,17 @@ def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
         disk = DesiredVolume(pool=pool.name, name=disk_name, path=f"{pool.path}/{disk_name}", capacity=node.disk,
                              backing=backing, backing_format=backing_format, node=node.name)
         volumes.append(disk)
+        seed = None
+        if wants_seed(node, recipes):
+            seed_name = copy.seed_volume(node.name)
+            seed = DesiredVolume(pool=pool.name, name=seed_name, path=f"{pool.path}/{seed_name}", capacity=0,
+                                 format="raw", node=node.name, kind="seed")
+            volumes.append(seed)
         d = DesiredDomain(
             key=node.name, name=copy.domain_name(node.name), uuid=copy.domain_uuid(node.name), role=node.role,
             domain_type=host.domain_type, vcpus=node.vcpus, memory=node.memory,
             cpu_mode=cpu_mode(node, host, warnings), nics=nics_by_node[node.name], disk=disk.path,
-            boot=node.boot, lab=copy.lab, student=copy.student)
+            seed=seed.path if seed else None, boot=node.boot, lab=copy.lab, student=copy.student)
         domains.append(replace(d, spec=spec_hash(d),
                                shape=spec_hash((d.domain_type, d.cpu_mode, d.disk, d.seed, d.boot))))
     used_images = tuple(images[n.image] for n in spec.nodes if n.image is not None)

@@ -45,6 +45,16 @@ def libvirt_errors(what: str):
         raise DriverError(f"{what}: {msg}") from None
 
 
+@contextlib.contextmanager
+def _vanishing():
+    """Skip an object that another process removed while we were looking at it."""
+    try:
+        yield
+    except libvirt.libvirtError as e:
+        if e.get_error_code() not in _NOT_FOUND:
+            raise
+
+
 def one_line(msg: str) -> str:
     """libvirt passes QEMU's multi-line logs through: keep the first line and the last error line."""
     lines = [_TIMESTAMP.sub("", line).strip() for line in msg.strip().splitlines() if line.strip()]
@@ -79,35 +89,43 @@ class Driver:
 
     # -- reading ------------------------------------------------------------------------------
     def observe(self, prefix: str | None = None) -> Observed:
-        """Everything labvirt may care about. `prefix` limits domains and networks by name (bridges: all)."""
+        """Everything labvirt may care about. `prefix` limits domains and networks by name (bridges: all).
+
+        Other processes may remove objects while we look: an object that vanishes is skipped.
+        """
         domains, networks, pools, bridges = {}, {}, {}, set()
         with libvirt_errors("listing domains"):
             for dom in self.conn.listAllDomains():
-                try:
+                with _vanishing():
                     if prefix and not dom.name().startswith(prefix):
                         continue
                     domains[dom.name()] = self._observe_domain(dom)
-                except libvirt.libvirtError as e:   # vanished while we looked: skip it
-                    if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                        raise
         with libvirt_errors("listing networks"):
             for net in self.conn.listAllNetworks():
-                obs = parse_network(self._network_xml(net), bool(net.isActive()), bool(net.autostart()))
-                if obs.bridge:
-                    bridges.add(obs.bridge)
-                if not prefix or obs.name.startswith(prefix):
-                    networks[obs.name] = obs
+                with _vanishing():
+                    obs = parse_network(self._network_xml(net), bool(net.isActive()), bool(net.autostart()))
+                    if obs.bridge:
+                        bridges.add(obs.bridge)
+                    if not prefix or obs.name.startswith(prefix):
+                        networks[obs.name] = obs
         with libvirt_errors("listing storage pools"):
             for pool in self.conn.listAllStoragePools():
-                name = pool.name()
-                if prefix and not name.startswith(("labvirt-",)):
-                    continue
-                active = bool(pool.isActive())
-                vols = ()
-                if active:
-                    vols = tuple(parse_volume(v.XMLDesc(0)) for v in pool.listAllVolumes())
-                pools[name] = parse_pool(pool.XMLDesc(0), active, bool(pool.autostart()), vols)
+                with _vanishing():
+                    name = pool.name()
+                    if prefix and not name.startswith("labvirt-"):
+                        continue
+                    active = bool(pool.isActive())
+                    vols = self._observe_volumes(pool) if active else ()
+                    pools[name] = parse_pool(pool.XMLDesc(0), active, bool(pool.autostart()), vols)
         return Observed(domains=domains, networks=networks, pools=pools, bridges=frozenset(bridges))
+
+    @staticmethod
+    def _observe_volumes(pool) -> tuple:
+        out = []
+        for vol in pool.listAllVolumes():
+            with _vanishing():
+                out.append(parse_volume(vol.XMLDesc(0)))
+        return tuple(out)
 
     def _network_xml(self, net) -> str:
         """The persistent definition (what labvirt redefines), where the host can tell it apart."""
@@ -290,6 +308,44 @@ class Driver:
             with contextlib.suppress(libvirt.libvirtError):
                 dom.destroy()
             return "destroyed"
+
+    def suspend(self, name: str) -> None:
+        with libvirt_errors(f"pausing {name}"):
+            self.conn.lookupByName(name).suspend()
+
+    def resume(self, name: str) -> None:
+        with libvirt_errors(f"resuming {name}"):
+            self.conn.lookupByName(name).resume()
+
+    def create_snapshot(self, name: str, xml: str) -> None:
+        with libvirt_errors(f"snapshot of {name}"):
+            self.conn.lookupByName(name).snapshotCreateXML(xml, 0)
+
+    def delete_snapshot(self, name: str, snapshot: str) -> None:
+        with libvirt_errors(f"deleting snapshot {snapshot} of {name}"):
+            self.conn.lookupByName(name).snapshotLookupByName(snapshot).delete(0)
+
+    def revert_snapshot(self, name: str, snapshot: str, paused: bool = False) -> None:
+        """Revert; `paused` leaves a snapshot taken while running paused, for a common resume."""
+        flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED if paused else 0
+        with libvirt_errors(f"reverting {name} to {snapshot}"):
+            dom = self.conn.lookupByName(name)
+            dom.revertToSnapshot(dom.snapshotLookupByName(snapshot), flags)
+
+    def snapshots(self, name: str) -> list[dict]:
+        """[{name, description, state, created, current}] of one domain, oldest first."""
+        from lxml import etree
+
+        with libvirt_errors(f"listing snapshots of {name}"):
+            dom = self.conn.lookupByName(name)
+            current = dom.snapshotCurrent().getName() if dom.hasCurrentSnapshot() else None
+            out = []
+            for snap in dom.listAllSnapshots(0):
+                root = etree.fromstring(snap.getXMLDesc(0).encode())
+                out.append({"name": root.findtext("name"), "description": root.findtext("description") or "",
+                            "state": root.findtext("state"), "created": int(root.findtext("creationTime") or 0),
+                            "current": root.findtext("name") == current})
+            return sorted(out, key=lambda s: s["created"])
 
     def destroy_domain(self, name: str) -> None:
         """Stop at once and undefine with its snapshot metadata, managed save and NVRAM."""

@@ -75,6 +75,8 @@ def run_action(action: p.Action, driver, shutdown_timeout: float = 60.0) -> str 
         driver.start_pool(action.target)
     elif isinstance(action, p.DeletePool):
         driver.delete_pool(action.target)
+    elif isinstance(action, p.CreateSeed):
+        create_seed(action, driver)
     elif isinstance(action, p.CreateVolume):
         driver.create_volume(action.pool, action.xml)
     elif isinstance(action, p.DeleteVolume):
@@ -82,6 +84,23 @@ def run_action(action: p.Action, driver, shutdown_timeout: float = 60.0) -> str 
     else:
         raise LabvirtError(f"engine does not know how to {action.verb}")
     return None
+
+
+def create_seed(action: p.CreateSeed, driver) -> None:
+    """Build the ISO, create a volume of its size, upload it; a half-made seed is removed again."""
+
+    from .desired import DesiredVolume
+    from .render import render_volume, tostring
+    from .seed import build_seed_iso
+
+    iso = build_seed_iso(dict(action.documents))
+    vol = DesiredVolume(pool=action.pool, name=action.name, path="", capacity=len(iso), format="raw", kind="seed")
+    driver.create_volume(action.pool, tostring(render_volume(vol)))
+    try:
+        driver.upload_volume(action.pool, action.name, data=iso)
+    except BaseException:
+        driver.delete_volume(action.pool, action.name)
+        raise
 
 
 def apply(plan: p.Plan, driver, workers: int = 8, on_event: Event | None = None,

@@ -99,7 +99,11 @@ def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, 
 
     with tempfile.TemporaryDirectory(prefix="labvirt-build-") as work:
         out = os.path.join(work, golden.volume)
-        builder.build_image(image, out, spec.name, work, on_line)
+        password_file = builder.root_password_file(image, spec.name)
+        env = builder.builder_env(image, work)
+        for argv in builder.build_commands(image, out, password_file):
+            on_line("$ " + " ".join(argv))
+            builder.run_builder(argv, env, on_line)
         driver.create_volume(IMAGE_POOL, vol_xml)
         try:
             driver.upload_volume(IMAGE_POOL, golden.volume, path=out)

@@ -163,6 +163,7 @@ def _load_node(t: Table, stem: str) -> NodeSpec:
         t.fail("base_image", "give either 'image' (a recipe) or 'base_image' (a file), not both")
     cpu = t.str("cpu", default="auto", choices=CPU_MODES)
     nested = t.bool("nested", default=(role == "compute"))
+    seed = t.bool("seed", default=None)
     boot = None
     bt = t.table("boot")
     if bt is not None:
@@ -183,7 +184,7 @@ def _load_node(t: Table, stem: str) -> NodeSpec:
         nics.append(NicSpec(network=network, address=addr, model=model))
     t.done()
     return NodeSpec(name=name, role=role, vcpus=vcpus, memory=memory, disk=disk, nics=tuple(nics), image=image,
-                    base_image=base_image, boot=boot, cpu=cpu, nested=nested, file=t.file)
+                    base_image=base_image, boot=boot, cpu=cpu, nested=nested, seed=seed, file=t.file)
 
 
 def _load_image(t: Table, stem: str) -> ImageSpec:

@@ -36,6 +36,14 @@ class ObservedNic:
 
 
 @dataclass(frozen=True)
+class ObservedDisk:
+    dev: str            # vda, sda, ...
+    device: str         # disk | cdrom
+    format: str | None  # qcow2 | raw | ...
+    source: str | None
+
+
+@dataclass(frozen=True)
 class ObservedDomain:
     name: str
     uuid: str
@@ -45,8 +53,10 @@ class ObservedDomain:
     memory: int = 0               # bytes
     nics: tuple[ObservedNic, ...] = ()
     disks: tuple[str, ...] = ()   # source files
+    disk_devices: tuple[ObservedDisk, ...] = ()
     current_snapshot: str | None = None
     snapshots: tuple[str, ...] = ()
+    serial_log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,11 +142,17 @@ def parse_domain(text: str, state: str = "shutoff", current_snapshot: str | None
                              network=i.find("source").get("network") if i.find("source") is not None else None,
                              model=i.find("model").get("type") if i.find("model") is not None else None)
                  for i in root.findall("devices/interface"))
-    disks = tuple(d.find("source").get("file") for d in root.findall("devices/disk")
-                  if d.find("source") is not None and d.find("source").get("file"))
+    devices = []
+    for d in root.findall("devices/disk"):
+        src, drv, tgt = d.find("source"), d.find("driver"), d.find("target")
+        devices.append(ObservedDisk(dev=tgt.get("dev") if tgt is not None else "", device=d.get("device", "disk"),
+                                    format=drv.get("type") if drv is not None else None,
+                                    source=src.get("file") if src is not None else None))
+    disks = tuple(d.source for d in devices if d.source)
     return ObservedDomain(name=root.findtext("name"), uuid=root.findtext("uuid"), owner=parse_owner(root),
                           state=state, vcpus=int(root.findtext("vcpu") or 0),
                           memory=_bytes(root.find("memory"), "KiB"), nics=nics, disks=disks,
+                          disk_devices=tuple(devices), serial_log=root.xpath("string(devices/serial/log/@file)") or None,
                           current_snapshot=current_snapshot, snapshots=snapshots)
 
 

@@ -77,6 +77,18 @@ class CreateVolume(Action):
 
 
 @dataclass(frozen=True)
+class CreateSeed(Action):
+    """Build the cloud-init seed ISO (pycdlib) and store it as a 0600 raw volume (uploaded by stream)."""
+
+    pool: str = ""
+    name: str = ""
+    documents: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.verb} {self.target} ({', '.join(n for n, _ in self.documents)})"
+
+
+@dataclass(frozen=True)
 class DefineDomain(Action):
     xml: str = ""
 
@@ -173,9 +185,20 @@ def _owned(obj, kind: str, copy: LabCopy, b: _Builder) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class SeedIdentity:
+    """What goes into every seed besides the plan: login keys and root password hashes per image."""
+
+    ssh_keys: tuple[str, ...] = ()
+    password_hashes: tuple[tuple[str, str], ...] = ()   # (image name, crypt hash)
+    user: str = "root"
+
+
 def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, start: bool = True,
-            images_present: frozenset[str] | None = None) -> Plan:
-    """Bring the copy to the desired state. `images_present`: golden image paths that exist."""
+            images_present: frozenset[str] | None = None, identity: SeedIdentity = SeedIdentity(),
+            images_of: dict[str, str] | None = None) -> Plan:
+    """Bring the copy to the desired state. `images_present`: golden image paths that exist;
+    `images_of`: node -> image recipe name (to pick the node's root password hash)."""
     b = _Builder()
     ours_bridges = {n.bridge for n in observed.networks.values()
                     if n.owner and n.owner.matches(desired.copy.lab, desired.copy.student)}
@@ -187,6 +210,10 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
             b.blockers.append(f"golden image {img.name!r} is not built yet: run 'labvirt image build {img.name}'")
     pool = observed.pools.get(desired.pool.name)
     for vol in desired.volumes:
+        if vol.kind == "seed":
+            if pool is None or pool.volume(vol.name) is None:
+                b.actions.append(_create_seed(desired, vol, identity, images_of or {}))
+            continue
         if pool is None or pool.volume(vol.name) is None:
             b.actions.append(CreateVolume(VOLUMES, f"{vol.pool}/{vol.name}", pool=vol.pool,
                                           xml=tostring(render_volume(vol))))
@@ -197,6 +224,17 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
         if name not in owned_names and obs.owner and obs.owner.matches(desired.copy.lab, desired.copy.student):
             b.notes.append(f"domain {name!r} is no longer in the lab file; 'labvirt destroy' removes it")
     return b.done()
+
+
+def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: dict[str, str]) -> CreateSeed:
+    from .cloudinit import seed_documents
+
+    hashes = dict(identity.password_hashes)
+    docs = seed_documents(desired, vol.node, ssh_keys=identity.ssh_keys,
+                          password_hash=hashes.get(images_of.get(vol.node, ""), hashes.get("")),
+                          user=identity.user)
+    return CreateSeed(VOLUMES, f"{vol.pool}/{vol.name}", pool=vol.pool, name=vol.name,
+                      documents=tuple(sorted(docs.items())))
 
 
 def _plan_network(net: DesiredNetwork, obs: ObservedNetwork | None, observed: Observed,

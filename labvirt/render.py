@@ -51,8 +51,11 @@ def render_pool(pool: DesiredPool) -> etree._Element:
 
 def render_volume(vol: DesiredVolume) -> etree._Element:
     # allocation 0: thin (overlays grow as the guest writes)
+    target = E.target(E.format(type=vol.format))
+    if vol.kind == "seed":      # holds the root password hash: owner-only
+        target.append(E.permissions(E.mode("0600")))
     root = E.volume(E.name(vol.name), E.capacity(str(vol.capacity), unit="bytes"),
-                    E.allocation("0", unit="bytes"), E.target(E.format(type=vol.format)))
+                    E.allocation("0", unit="bytes"), target)
     if vol.backing:
         root.append(E.backingStore(E.path(vol.backing), E.format(type=vol.backing_format or "qcow2")))
     return root
@@ -66,6 +69,25 @@ def render_nic(nic) -> etree._Element:
 def render_seed_cdrom(path: str) -> etree._Element:
     return E.disk(E.driver(name="qemu", type="raw"), E.source(file=path), E.target(dev=_SEED_DEV, bus="sata"),
                   E.readonly(), type="file", device="cdrom")
+
+
+def render_snapshot(name: str, description: str, internal_disks: tuple[str, ...] = (),
+                    excluded_disks: tuple[str, ...] = ()) -> etree._Element:
+    """An internal snapshot (memory too when the domain runs); CD-ROMs and the like excluded."""
+    root = E.domainsnapshot(E.name(name), E.description(description))
+    if internal_disks or excluded_disks:
+        disks = E.disks()
+        for dev in internal_disks:
+            disks.append(E.disk(name=dev, snapshot="internal"))
+        for dev in excluded_disks:
+            disks.append(E.disk(name=dev, snapshot="no"))
+        root.append(disks)
+    return root
+
+
+def serial_log(domain: str) -> str:
+    """Where the host keeps a domain's serial console output (beside QEMU's own log)."""
+    return f"/var/log/libvirt/qemu/{domain}-serial.log"
 
 
 def render_domain(dom: DesiredDomain) -> etree._Element:
@@ -97,7 +119,8 @@ def render_domain(dom: DesiredDomain) -> etree._Element:
         devices.append(render_seed_cdrom(dom.seed))
     for nic in dom.nics:
         devices.append(render_nic(nic))
-    devices.append(E.serial(E.target(port="0"), type="pty"))
+    # the serial log lets `labvirt console --tail` show what the console has printed (needs virtlogd)
+    devices.append(E.serial(E.log(file=serial_log(dom.name), append="on"), E.target(port="0"), type="pty"))
     devices.append(E.console(E.target(type="serial", port="0"), type="pty"))
     devices.append(E.channel(E.target(type="virtio", name="org.qemu.guest_agent.0"), type="unix"))
     devices.append(E.graphics(E.listen(type="address", address="127.0.0.1"), type="vnc", autoport="yes",

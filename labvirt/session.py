@@ -172,12 +172,36 @@ class Session:
         desired = self.desired()
         observed = self.observe()
         present = images_present(observed)
+        needs_seed = any(v.kind == "seed" and not _has_volume(observed, v) for v in desired.volumes)
+        identity = self.seed_identity() if needs_seed and self.driver is not None else None
+        kwargs = {"identity": identity} if identity else {}
         return desired, plan_up(desired, observed, recreate=recreate, start=start,
-                                images_present=present if self.driver is not None else None)
+                                images_present=present if self.driver is not None else None,
+                                images_of={n.name: n.image for n in self.spec.nodes if n.image}, **kwargs)
+
+    def seed_identity(self):
+        """The lab's SSH public key and, per image recipe, the root password hash (0600 secrets)."""
+        from .builder import root_password_file, root_password_hash
+        from .keys import lab_key
+        from .plan import SeedIdentity
+
+        _, pub = lab_key(self.copy.lab, self.copy.student)
+        keys = (pub,)
+        hashes = []
+        for image in self.spec.images:
+            keys += tuple(image.ssh_keys)
+            hashes.append((image.name, root_password_hash(root_password_file(image, self.copy.lab, self.copy.student))))
+        return SeedIdentity(ssh_keys=tuple(dict.fromkeys(keys)), password_hashes=tuple(hashes),
+                            user=self.spec.ssh_user)
 
     def host_summary(self) -> dict:
         return {"uri": self.uri, "simulated": self.simulated, "domain_type": self.host.domain_type,
                 "nested_cpu": self.host.nested_cpu, "verdict_source": self.verdict.get("source")}
+
+
+def _has_volume(observed, vol) -> bool:
+    pool = observed.pools.get(vol.pool)
+    return pool is not None and pool.volume(vol.name) is not None
 
 
 def images_present(observed) -> frozenset[str]:

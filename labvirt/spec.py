@@ -59,6 +59,7 @@ class NodeSpec:
     boot: BootSpec | None = None
     cpu: str = "auto"
     nested: bool = False           # needs vmx/svm inside (nova compute)
+    seed: bool | None = None       # cloud-init seed ISO; None: when the node's image uses cloud-init
     file: str = ""
 
     def nic_name(self, index: int) -> str:

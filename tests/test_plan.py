@@ -43,7 +43,7 @@ def test_empty_observed_plans_everything_in_phases():
     for a in plan.actions:
         counts[a.verb] = counts.get(a.verb, 0) + 1
     assert counts == {"DefineNetwork": 2, "StartNetwork": 2, "AutostartNetwork": 2, "DefinePool": 1, "StartPool": 1,
-                      "CreateVolume": 3, "DefineDomain": 3, "StartDomain": 3}
+                      "CreateVolume": 3, "CreateSeed": 3, "DefineDomain": 3, "StartDomain": 3}
     assert [a.phase for a in plan.actions] == sorted(a.phase for a in plan.actions)
     assert not plan.blockers
 

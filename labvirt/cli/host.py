@@ -1,0 +1,241 @@
+"""Host commands: `check` (can this host run the lab, and how) and `nested` (nested virtualisation)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from .options import Connect, Json, LabDir, default_dir
+
+HostRoot = Annotated[Optional[str], typer.Option(
+    "--host-root", metavar="DIR", show_default=False,
+    help="Read proc/, sys/, dev/ and etc/ under DIR instead of / (a copy of another host's files).")]
+Profile = Annotated[Optional[str], typer.Option(
+    "--profile", metavar="NAME", show_default=False,
+    help="Check a built-in host profile instead of this machine: intel-nested, intel-no-nested, amd-nested, "
+         "no-virt, pvm.")]
+
+
+class NestedAction(str, Enum):
+    enable = "enable"
+    disable = "disable"
+    status = "status"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.command("nested")(nested)
+
+
+def _root(host_root: str | None, profile: str | None) -> str:
+    from ..errors import LabvirtError
+
+    if host_root and profile:
+        raise LabvirtError("give either --host-root or --profile, not both")
+    if profile:
+        from ..host.profiles import profile_root
+
+        return profile_root(profile)
+    if host_root:
+        import os
+
+        if not os.path.isdir(host_root):
+            raise LabvirtError(f"--host-root {host_root}: not a directory")
+        return host_root
+    return "/"
+
+
+def check(
+    directory: LabDir = "",
+    connect: Connect = None,
+    json_out: Json = False,
+    host_root: HostRoot = None,
+    profile: Profile = None,
+    students: Annotated[int, typer.Option("--students", "-n", min=1, metavar="N",
+                                          help="Weigh capacity for a class of N copies of the lab.")] = 1,
+) -> None:
+    """Check the host for the lab: KVM or software emulation (L0), nested virtualisation for the lab VMs (L1),
+    nova's virt_type (L2), modprobe.d, libvirt, tools, capacity and network collisions. Exits 1 when
+    something blocks the lab."""
+    import os
+
+    from ..host.check import run_check
+    from ..loader import LAB_FILE, load_lab
+    from ..session import resolve_uri
+    from .output import print_json
+
+    root = _root(host_root, profile)
+    lab_dir = directory or default_dir()
+    spec = load_lab(lab_dir) if os.path.isfile(os.path.join(lab_dir, LAB_FILE)) else None
+    uri = resolve_uri(connect)
+    from .. import sim
+
+    if sim.parse_uri(uri) is not None:
+        # a simulated host: its profile is the host root, its capacity what it was created with
+        from ..capacity import host_capacity
+        from ..host.profiles import profile_root
+        from ..session import open_driver
+
+        with open_driver(uri) as driver:
+            info = driver.host_info()
+            if not (host_root or profile):
+                root = profile_root(driver.host.profile)
+            report = run_check(root, uri, spec, students, conn=driver.conn, tools=False,
+                               capacity_override=host_capacity(info["cpus"], info["memory"], info["disk"], reserve=0))
+    else:
+        report = run_check(root, uri, spec, students)
+    if json_out:
+        print_json(report.as_dict())
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise SystemExit(1)   # not typer.Exit: main() runs the app with standalone_mode=False
+
+
+def _print_report(report) -> None:
+    from rich.table import Table
+
+    from .output import out
+
+    v = report.verdict
+    what = f"lab {report.lab!r}" + (f" x {report.students}" if report.students > 1 else "") if report.lab else "no lab"
+    where = "this machine" if report.root == "/" else report.root
+    table = Table(title=f"{where}, {report.uri}, {what}: lab VMs '{v.guest_domain_type}', nested {v.nested}, "
+                        f"nova virt_type {v.l2_virt_type}", title_justify="left", show_lines=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("finding", overflow="fold")
+    table.add_column("fix", overflow="fold")      # never cut a command short with an ellipsis
+    style = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+    from rich.markup import escape
+
+    for f in report.findings:
+        table.add_row(style[f.status], f.id, escape(f.message), escape(f.fix))
+    out().print(table)
+    fails = sum(f.status == "fail" for f in report.findings)
+    if fails:
+        out().print(f"[red]{fails} failing check(s) block the lab[/]")
+    elif report.lab:
+        out().print("[green]the lab can run on this host[/]")
+    else:
+        out().print("[green]nothing blocks a lab here[/] (no lab.toml: give -C DIR to weigh a lab)")
+
+
+def nested(
+    action: Annotated[NestedAction, typer.Argument(metavar="ACTION",
+                                                   help="enable, disable, or status (changes nothing).")],
+    host_root: HostRoot = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes as a diff; change nothing.")] = False,
+    json_out: Json = False,
+    connect: Connect = None,
+) -> None:
+    """Nested virtualisation (vmx/svm inside the lab VMs): show it, or turn it on or off for good by writing
+    /etc/modprobe.d/labvirt-nested.conf, disabling lines that would undo it, and reloading kvm_intel/kvm_amd
+    when no VM is running."""
+    from ..host.facts import read_host
+    from .output import print_json
+
+    root = _root(host_root, None)
+    facts = read_host(root)
+    if action == NestedAction.status:
+        _nested_status(facts, json_out)
+        return
+    from ..host.nested import apply_nested, plan_nested
+
+    plan = plan_nested(facts, action.value)
+    data = {"action": plan.action, "module": plan.module, "want": plan.want, "current": plan.current,
+            "dry_run": dry_run, "edits": [{"path": e.path, "reasons": list(e.reasons), "diff": e.diff()}
+                                          for e in plan.edits],
+            "reload": [list(a) for a in plan.reload], "notes": list(plan.notes)}
+    if not json_out:
+        _show_plan(plan)
+    if dry_run:
+        if json_out:
+            print_json(data)
+        return
+    running = _running_vms(connect) if root == "/" else None
+    result = apply_nested(plan, root, running_vms=running)
+    data["result"] = {"written": list(result.written), "reloaded": result.reloaded, "nested": result.nested,
+                      "messages": list(result.messages), "error": result.error or None}
+    if json_out:
+        print_json(data)
+    else:
+        from .output import note, ok
+
+        for path in result.written:
+            ok(f"wrote {path}")
+        for m in result.messages:
+            note(m)
+        state = f"{plan.module} nested is {result.nested}"
+        if result.nested == plan.want:
+            ok(state)
+        else:
+            note(f"{state} now; {plan.want} from its next load")
+    if result.error:
+        from ..errors import DriverError
+
+        raise DriverError(result.error)
+
+
+def _show_plan(plan) -> None:
+    from .output import note, out
+
+    if not plan.edits:
+        note(f"/etc/modprobe.d already gives {plan.module} nested {plan.want}: no file to change")
+    for e in plan.edits:
+        for r in e.reasons:
+            note(f"{e.path}: {r}")
+    if plan.edits:
+        out().print(plan.diff(), markup=False, highlight=False, end="")
+    for n in plan.notes:
+        note(n)
+    if plan.reload:
+        note(f"then, with no VM running: {plan.reload_text}")
+
+
+def _nested_status(facts, json_out: bool) -> None:
+    from ..host.findings import modprobe_findings
+    from ..host.verdict import verdict
+    from .output import out, print_json
+
+    v = verdict(facts)
+    found = modprobe_findings(v)
+    if json_out:
+        print_json({"cpu_virt": v.cpu_virt, "module": v.module, "kvm_usable": v.kvm_usable, "nested": v.nested,
+                    "nested_next_load": v.nested_next_load, "l1_virt": v.l1_virt, "l1": v.l1, "fix": v.l1_fix,
+                    "findings": [f.as_dict() for f in found]})
+        return
+    from rich.markup import escape
+
+    out().print(f"nested: [bold]{v.nested}[/]  (next load: {v.nested_next_load})")
+    out().print(escape(f"L1: {v.l1}"))
+    if v.l1_fix:
+        out().print(escape(f"fix: {v.l1_fix}"))
+    for f in found:
+        out().print(escape(f"{f.status}: {f.message}" + (f" -> {f.fix}" if f.fix else "")))
+
+
+def _running_vms(connect: str | None) -> int | None:
+    """Running domains at the URI (None when libvirt cannot tell: modprobe -r refuses a busy module anyway)."""
+    from ..errors import LabvirtError
+    from ..session import resolve_uri
+
+    uri = resolve_uri(connect)
+    if uri == "sim" or uri.startswith("sim:"):
+        return None
+    try:
+        from ..host.libvirt_info import open_connection
+
+        conn = open_connection(uri)
+    except LabvirtError:
+        return None
+    try:
+        import libvirt
+
+        return len(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+    except libvirt.libvirtError:
+        return None
+    finally:
+        conn.close()

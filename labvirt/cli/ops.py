@@ -1,0 +1,194 @@
+"""Lab operations: snapshots, console, addresses (`ip`), ssh, /etc/hosts, Ansible inventory."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .options import Connect, Json, LabDir, Student, default_dir
+
+
+class _SnapshotGroup(TyperGroup):
+    """`labvirt snapshot NAME` creates; `list`, `revert NAME`, `delete NAME` are subcommands."""
+
+    def parse_args(self, ctx, args):
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+snapshot_app = typer.Typer(
+    cls=_SnapshotGroup, no_args_is_help=True,
+    help="Whole-lab snapshots: 'labvirt snapshot NAME' takes one; list / revert NAME / delete NAME.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(snapshot_app, name="snapshot")
+    app.command("ip")(ip)
+    app.command("console")(console)
+
+
+@snapshot_app.command("create")
+def snapshot_create(
+    name: str,
+    description: Annotated[str, typer.Option("--description", "-d", help="What this snapshot is for.")] = "",
+    directory: LabDir = "", connect: Connect = None, student: Student = None,
+) -> None:
+    """Snapshot every node at one moment (memory too for running nodes). All or nothing."""
+    from .. import snapshots
+    from ..session import Session
+    from .output import err, ok
+
+    with Session.open(directory or default_dir(), connect, student, lock=True) as s:
+        desired = s.desired()
+        with err().status(f"snapshot {name} of {desired.copy.prefix}"):
+            doms = snapshots.take(s.driver, desired, s.observe(), name, description)
+    ok(f"snapshot {name!r} of lab {desired.copy.prefix}: {len(doms)} nodes")
+
+
+@snapshot_app.command("list")
+def snapshot_list(directory: LabDir = "", connect: Connect = None, student: Student = None,
+                  json_out: Json = False) -> None:
+    """Lab snapshots with description, time, and per-node state."""
+    import datetime
+
+    from .. import snapshots
+    from ..session import Session
+    from .output import out, print_json
+
+    with Session.open(directory or default_dir(), connect, student) as s:
+        desired = s.desired()
+        data = snapshots.list_lab(s.driver, desired, s.observe())
+    if json_out:
+        print_json({"lab": desired.copy.lab, "student": desired.copy.student, "snapshots": data})
+        return
+    from .tables import _table
+
+    t = _table(f"Snapshots of {desired.copy.prefix}", "name", "created", "nodes", "description")
+    for e in data:
+        when = datetime.datetime.fromtimestamp(e["created"]).strftime("%Y-%m-%d %H:%M:%S")
+        nodes = ", ".join(f"{k} ({v['state']}{', current' if v['current'] else ''})" for k, v in e["nodes"].items())
+        t.add_row(e["name"] + ("" if e["complete"] else " (partial)"), when, nodes, e["description"])
+    out().print(t)
+
+
+@snapshot_app.command("revert")
+def snapshot_revert(name: str, directory: LabDir = "", connect: Connect = None, student: Student = None) -> None:
+    """Bring every node back to snapshot NAME, running or not as it was then."""
+    from .. import snapshots
+    from ..session import Session
+    from .output import err, ok
+
+    with Session.open(directory or default_dir(), connect, student, lock=True) as s:
+        desired = s.desired()
+        with err().status(f"reverting {desired.copy.prefix} to {name}"):
+            states = snapshots.revert(s.driver, desired, s.observe(), name)
+    ok(f"lab {desired.copy.prefix} reverted to {name!r}: " + ", ".join(f"{d} {st}" for d, st in states.items()))
+
+
+@snapshot_app.command("delete")
+def snapshot_delete(name: str, directory: LabDir = "", connect: Connect = None, student: Student = None) -> None:
+    """Delete snapshot NAME from every node."""
+    from .. import snapshots
+    from ..session import Session
+    from .output import ok
+
+    with Session.open(directory or default_dir(), connect, student, lock=True) as s:
+        desired = s.desired()
+        doms = snapshots.delete(s.driver, desired, s.observe(), name)
+    ok(f"snapshot {name!r} deleted from {len(doms)} nodes")
+
+
+def ip(
+    node: Annotated[Optional[str], typer.Argument(help="One node (default: all).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until libvirt observes an address.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 120.0,
+    directory: LabDir = "", connect: Connect = None, student: Student = None, json_out: Json = False,
+) -> None:
+    """Addresses per NIC: planned (DHCP reservation) and observed (lease, guest agent, ARP)."""
+    import time
+
+    from ..addresses import has_observed, node_addresses
+    from ..errors import LabvirtError, NotFoundError
+    from ..session import Session
+    from .output import out, print_json
+
+    with Session.open(directory or default_dir(), connect, student) as s:
+        desired = s.desired()
+        keys = [d.key for d in desired.domains]
+        if node is not None and node not in keys:
+            raise NotFoundError(f"no node {node!r} in lab {desired.copy.prefix}; nodes: {', '.join(keys)}")
+        wanted = [node] if node else keys
+        names = {d.key: d.name for d in desired.domains}
+        deadline = time.monotonic() + timeout
+        delay = 0.25
+        while True:
+            seen = {}
+            for key in wanted:
+                try:
+                    seen[names[key]] = s.driver.addresses(names[key])
+                except NotFoundError:
+                    seen[names[key]] = ({}, {"all": "node does not exist (run 'labvirt up')"})
+            data = node_addresses(desired, wanted, seen, simulated=s.simulated)
+            if not wait or all(has_observed(e) for e in data) or time.monotonic() >= deadline:
+                break
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 2.0)
+    if wait and not all(has_observed(e) for e in data):
+        e = next(e for e in data if not has_observed(e))
+        said = "; ".join(f"{src}: {msg}" for src, msg in e["sources"].items()) or "no source answered"
+        raise LabvirtError(f"no address observed for {e['node']} within {timeout:g}s (tried {said})")
+    if json_out:
+        print_json({"lab": desired.copy.lab, "student": desired.copy.student, "simulated": s.simulated,
+                    "nodes": data})
+        return
+    for e in data:
+        for n in e["nics"]:
+            seen = ", ".join(f"{o['ip']} ({o['source']})" for o in n["observed"]) or "-"
+            out().print(f"{e['node']}\t{n['name']}\t{n['planned'] or 'dhcp'}\t{seen}", markup=False)
+
+
+def console(
+    node: Annotated[str, typer.Argument(help="The node whose serial console to attach.")],
+    tail: Annotated[Optional[int], typer.Option("--tail", metavar="N",
+                                                help="Print the last N lines the console has shown, then exit.")] = None,
+    capture: Annotated[Optional[float], typer.Option("--capture", metavar="SECONDS",
+                                                     help="Print the live console for SECONDS, then exit.")] = None,
+    send: Annotated[Optional[list[str]], typer.Option("--send", metavar="LINE",
+                                                      help="Type LINE on the console first (with --capture).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="With --capture: stop early once TEXT appears.")] = None,
+    directory: LabDir = "", connect: Connect = None, student: Student = None,
+) -> None:
+    """Attach to a node's serial console (Ctrl+] leaves), or print it for scripts (--tail / --capture)."""
+    import sys
+
+    from .. import console as con
+    from ..errors import NotFoundError, UnsupportedError
+    from ..session import Session
+
+    if tail is None:
+        con.prepare()        # libvirt's event loop must exist before the connection is opened
+    with Session.open(directory or default_dir(), connect, student) as s:
+        desired = s.desired()
+        dom = next((d for d in desired.domains if d.key == node), None)
+        if dom is None:
+            raise NotFoundError(f"no node {node!r} in lab {desired.copy.prefix}; "
+                                f"nodes: {', '.join(d.key for d in desired.domains)}")
+        if s.simulated:
+            raise UnsupportedError(f"{node} runs on the simulator ({s.uri}): simulated nodes have no console")
+        if tail is not None:
+            obs = s.observe().domains.get(dom.name)
+            if obs is None or not obs.serial_log:
+                raise NotFoundError(f"{dom.name} has no serial log (run 'labvirt up')")
+            from ..session import _is_local
+
+            if not _is_local(s.uri):
+                raise UnsupportedError(f"the console log is on the remote host ({obs.serial_log}); use --capture SECONDS")
+            sys.stdout.write(con.tail(obs.serial_log, tail) + "\n")
+        elif capture is not None:
+            data = con.capture(s.driver.conn, dom.name, capture, send or [], until)
+            sys.stdout.write(data.decode(errors="replace").replace("\r", ""))
+        else:
+            con.interactive(s.driver.conn, dom.name)

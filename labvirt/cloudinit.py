@@ -1,0 +1,302 @@
+"""Per-node identity as documents: cloud-init NoCloud seed files and plain files for virt-customize.
+
+Everything comes from the desired lab (the same MACs and addresses as the DHCP reservations), so a
+node gets the same identity from its seed ISO, from dnsmasq and from /etc/hosts on every other node.
+Pure: no libvirt, no subprocess, no I/O. YAML is written by a tiny emitter for the subset used here
+(strings are always double-quoted, which is valid YAML and never read back as a number or a boolean).
+
+Network config is version 1: CentOS 7's cloud-init (0.7.9) does not read version 2 (cloud-init
+issue #3024); in version 1 `name` + `mac_address` matches the NIC by MAC and renames it, like
+version 2's `match` + `set-name`. `network_config(..., version=2)` exists for newer images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+
+from .desired import DesiredDomain, DesiredLab, DesiredNetwork, DesiredNic
+
+LOCALHOST = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
+             "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")
+IFCFG_DIR = "/etc/sysconfig/network-scripts"
+
+
+# -- lookups ----------------------------------------------------------------------------------
+def _domain(desired: DesiredLab, node_key: str) -> DesiredDomain:
+    for d in desired.domains:
+        if d.key == node_key:
+            return d
+    raise KeyError(f"no node {node_key!r}; known: {', '.join(d.key for d in desired.domains)}")
+
+
+def _network(desired: DesiredLab, nic: DesiredNic) -> DesiredNetwork:
+    for net in desired.networks:
+        if net.name == nic.network:
+            return net
+    raise KeyError(f"no network {nic.network!r} in the desired lab")
+
+
+def _route_nic(desired: DesiredLab, domain: DesiredDomain) -> DesiredNic | None:
+    """The NIC that carries the default route and DNS: the first one on a NAT network."""
+    for nic in domain.nics:
+        if _network(desired, nic).mode == "nat":
+            return nic
+    return None
+
+
+def _fqdn(desired: DesiredLab, domain: DesiredDomain) -> str | None:
+    for nic in domain.nics:
+        net = _network(desired, nic)
+        if nic.address is not None and net.domain:
+            return f"{domain.key}.{net.domain}"
+    return None
+
+
+# -- /etc/hosts -------------------------------------------------------------------------------
+def hosts_block(desired: DesiredLab) -> str:
+    """Every node of the lab copy: the first static address as the node's name (and FQDN), the
+    others as NAME-NETWORK. Between BEGIN/END markers so it can be found and replaced."""
+    lines = [f"# BEGIN labvirt {desired.copy.prefix}"]
+    for d in desired.domains:
+        first = True
+        for nic in d.nics:
+            if nic.address is None:
+                continue
+            net = _network(desired, nic)
+            if first:
+                names = [d.key] if not net.domain else [f"{d.key}.{net.domain}", d.key]
+                first = False
+            else:
+                names = [f"{d.key}-{net.key}"]
+            lines.append(f"{str(nic.address):<15} {' '.join(names)}")
+    lines.append(f"# END labvirt {desired.copy.prefix}")
+    return "\n".join(lines) + "\n"
+
+
+def hosts_file(desired: DesiredLab) -> str:
+    return LOCALHOST + hosts_block(desired)
+
+
+# -- network ----------------------------------------------------------------------------------
+def network_config(desired: DesiredLab, node_key: str, version: int = 1) -> dict:
+    """cloud-init network config: static addresses of the DHCP reservations, NICs matched by MAC
+    and named eth0, eth1, ...; default route and DNS through the NAT network's gateway only."""
+    domain = _domain(desired, node_key)
+    route = _route_nic(desired, domain)
+    if version == 1:
+        config = []
+        for nic in domain.nics:
+            net = _network(desired, nic)
+            if nic.address is None:
+                subnet = {"type": "dhcp"}
+            else:
+                subnet = {"type": "static", "address": f"{nic.address}/{net.subnet.prefixlen}"}
+                if nic is route:
+                    subnet |= {"gateway": str(net.gateway), "dns_nameservers": [str(net.gateway)]}
+                    if net.domain:
+                        subnet["dns_search"] = [net.domain]
+            config.append({"type": "physical", "name": nic.name, "mac_address": nic.mac, "subnets": [subnet]})
+        return {"version": 1, "config": config}
+    if version == 2:
+        ethernets = {}
+        for nic in domain.nics:
+            net = _network(desired, nic)
+            eth: dict = {"match": {"macaddress": nic.mac}, "set-name": nic.name}
+            if nic.address is None:
+                eth["dhcp4"] = True
+            else:
+                eth["addresses"] = [f"{nic.address}/{net.subnet.prefixlen}"]
+                if nic is route:
+                    eth["gateway4"] = str(net.gateway)
+                    eth["nameservers"] = {"addresses": [str(net.gateway)], "search": [net.domain] if net.domain else []}
+            ethernets[nic.name] = eth
+        return {"version": 2, "ethernets": ethernets}
+    raise ValueError(f"network config version {version}: allowed 1 or 2")
+
+
+# -- cloud-config -----------------------------------------------------------------------------
+def meta_data(desired: DesiredLab, node_key: str) -> dict:
+    domain = _domain(desired, node_key)
+    return {"instance-id": f"iid-{domain.uuid}", "local-hostname": domain.key}
+
+
+def cloud_config(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...] = (),
+                 password_hash: str | None = None, user: str = "root") -> dict:
+    """The user-data as a dict. The root password only ever appears as a crypt hash."""
+    if password_hash is not None and not password_hash.startswith("$"):
+        raise ValueError("password_hash must be a crypt hash ($6$...), never the password itself")
+    domain = _domain(desired, node_key)
+    cfg: dict = {"hostname": domain.key}
+    fqdn = _fqdn(desired, domain)
+    if fqdn:
+        cfg["fqdn"] = fqdn
+    cfg |= {"preserve_hostname": False, "manage_etc_hosts": False,
+            "disable_root": False}        # else CentOS's cloud.cfg turns root's keys into "log in as centos"
+    users = []
+    root: dict = {"name": "root"}
+    if password_hash is not None:
+        root |= {"lock_passwd": False, "hashed_passwd": password_hash}
+    if user == "root" and ssh_keys:
+        root["ssh_authorized_keys"] = list(ssh_keys)
+    if len(root) > 1:
+        users.append(root)
+    if user != "root":
+        other: dict = {"name": user, "shell": "/bin/bash", "sudo": "ALL=(ALL) NOPASSWD:ALL", "lock_passwd": True}
+        if ssh_keys:
+            other["ssh_authorized_keys"] = list(ssh_keys)
+        users.append(other)
+    if users:
+        cfg["users"] = users
+    if password_hash is not None:
+        cfg |= {"ssh_pwauth": True, "chpasswd": {"expire": False}}
+    cfg["write_files"] = [{"path": "/etc/hosts", "owner": "root:root", "permissions": "0644",
+                           "content": hosts_file(desired)}]
+    return cfg
+
+
+def seed_documents(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...] = (),
+                   password_hash: str | None = None, user: str = "root",
+                   network_version: int = 1) -> dict[str, str]:
+    """The three NoCloud files: meta-data, user-data (#cloud-config) and network-config."""
+    return {
+        "meta-data": to_yaml(meta_data(desired, node_key)),
+        "user-data": "#cloud-config\n" + to_yaml(cloud_config(desired, node_key, ssh_keys, password_hash, user)),
+        "network-config": to_yaml(network_config(desired, node_key, network_version)),
+    }
+
+
+# -- files for images without cloud-init (written by virt-customize) -----------------------------
+def ifcfg(desired: DesiredLab, domain: DesiredDomain, nic: DesiredNic) -> str:
+    """/etc/sysconfig/network-scripts/ifcfg-ethN: HWADDR makes udev give this MAC this name."""
+    net = _network(desired, nic)
+    route = nic is _route_nic(desired, domain)
+    lines = [f"DEVICE={nic.name}", f"NAME={nic.name}", f"HWADDR={nic.mac}", "TYPE=Ethernet", "ONBOOT=yes",
+             "NM_CONTROLLED=no"]
+    if nic.address is None:
+        lines.append("BOOTPROTO=dhcp")
+        if not route:
+            lines += ["PEERDNS=no"]
+    else:
+        lines += ["BOOTPROTO=none", f"IPADDR={nic.address}", f"PREFIX={net.subnet.prefixlen}"]
+        if route:
+            lines += [f"GATEWAY={net.gateway}", f"DNS1={net.gateway}"]
+            if net.domain:
+                lines.append(f"DOMAIN={net.domain}")
+    lines.append("DEFROUTE=yes" if route else "DEFROUTE=no")
+    return "\n".join(lines) + "\n"
+
+
+def identity_files(desired: DesiredLab, node_key: str) -> dict[str, str]:
+    """Path -> content of the same identity as the seed: hostname, /etc/hosts, ifcfg-eth0/eth1..."""
+    domain = _domain(desired, node_key)
+    files = {"/etc/hostname": (_fqdn(desired, domain) or domain.key) + "\n", "/etc/hosts": hosts_file(desired)}
+    for nic in domain.nics:
+        files[f"{IFCFG_DIR}/ifcfg-{nic.name}"] = ifcfg(desired, domain, nic)
+    return files
+
+
+# -- YAML (the subset above) --------------------------------------------------------------------
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_YAML11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}   # would not read back as strings
+
+
+def _scalar(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)   # a JSON string is a valid double-quoted YAML scalar
+    if isinstance(value, (dict, list, tuple)) and not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    raise TypeError(f"cannot write {type(value).__name__} as YAML")
+
+
+def _literal_ok(text: str) -> bool:
+    """A `|` block keeps the text exactly: one final newline, no CR, no leading space."""
+    return (text.endswith("\n") and not text.endswith("\n\n") and "\r" not in text
+            and not text[:1].isspace() and all(line.strip() or not line for line in text.split("\n")))
+
+
+def _lines(value, indent: int):
+    pad = " " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            k = key if _PLAIN_KEY.match(key) and key.lower() not in _YAML11_WORDS else json.dumps(key)
+            if isinstance(item, (dict, list, tuple)) and item:
+                yield f"{pad}{k}:"
+                yield from _lines(item, indent + 2)
+            elif isinstance(item, str) and "\n" in item and _literal_ok(item):
+                yield f"{pad}{k}: |"
+                yield from (f"{pad}  {line}" if line else "" for line in item[:-1].split("\n"))
+            else:
+                yield f"{pad}{k}: {_scalar(item)}"
+    else:
+        for item in value:
+            if isinstance(item, dict) and item:
+                inner = list(_lines(item, indent + 2))
+                yield f"{pad}- {inner[0][indent + 2:]}"
+                yield from inner[1:]
+            elif isinstance(item, (list, tuple)) and item:
+                yield f"{pad}-"
+                yield from _lines(item, indent + 2)
+            else:
+                yield f"{pad}- {_scalar(item)}"
+
+
+def to_yaml(value: dict) -> str:
+    return "\n".join(_lines(value, 0)) + "\n"
+
+
+# -- SHA-512 crypt ($6$), pure Python --------------------------------------------------------------
+# Python's `crypt` module is deprecated since 3.11 and gone in 3.13; `openssl passwd -6` would put a
+# subprocess in the core. This is Drepper's SHA-crypt as glibc implements it (checked in the tests
+# against glibc's vectors, `crypt` where present and `openssl passwd -6`).
+_B64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ORDER = [(0, 21, 42), (22, 43, 1), (44, 2, 23), (3, 24, 45), (25, 46, 4), (47, 5, 26), (6, 27, 48),
+          (28, 49, 7), (50, 8, 29), (9, 30, 51), (31, 52, 10), (53, 11, 32), (12, 33, 54), (34, 55, 13),
+          (56, 14, 35), (15, 36, 57), (37, 58, 16), (59, 17, 38), (18, 39, 60), (40, 61, 19), (62, 20, 41)]
+
+
+def _repeat(block: bytes, length: int) -> bytes:
+    return (block * (length // len(block) + 1))[:length]
+
+
+def sha512_crypt(password: str, salt: str | None = None, rounds: int = 5000) -> str:
+    """crypt(3) SHA-512 hash ("$6$salt$..."), as /etc/shadow and cloud-init's hashed_passwd expect."""
+    if salt is None:
+        salt = "".join(secrets.choice(_B64) for _ in range(16))
+    p, s = password.encode(), salt.encode()[:16]
+    if not 1000 <= rounds <= 999_999_999:
+        raise ValueError(f"rounds {rounds}: allowed 1000 to 999999999")
+    sha = hashlib.sha512
+    b = sha(p + s + p).digest()
+    a = sha(p + s + _repeat(b, len(p)))
+    n = len(p)
+    while n:
+        a.update(b if n & 1 else p)
+        n >>= 1
+    c = a.digest()
+    dp = _repeat(sha(p * len(p)).digest(), len(p))
+    ds = _repeat(sha(s * (16 + c[0])).digest(), len(s))
+    for i in range(rounds):
+        h = sha(dp if i & 1 else c)
+        if i % 3:
+            h.update(ds)
+        if i % 7:
+            h.update(dp)
+        h.update(c if i & 1 else dp)
+        c = h.digest()
+    out = []
+    for i, j, k in _ORDER + [(None, None, 63)]:
+        w = (c[i] << 16 | c[j] << 8 | c[k]) if i is not None else c[k]
+        for _ in range(4 if i is not None else 2):
+            out.append(_B64[w & 0x3F])
+            w >>= 6
+    head = "$6$" if rounds == 5000 else f"$6$rounds={rounds}$"
+    return f"{head}{s.decode()}${''.join(out)}"

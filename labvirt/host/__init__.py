@@ -1,0 +1,20 @@
+"""Host checks: can this machine run KVM guests (L0), will the lab VMs see vmx/svm (L1), and how
+nova inside the compute nodes must run its instances (L2).
+
+  facts.read_host(root)        the only place that reads /proc, /sys, /dev and /etc
+  modprobe.parse_modprobe(...) what modprobe.d will do at the next module load (pure)
+  verdict.verdict(facts)       the L0/L1/L2 answers (pure)
+  findings.findings(...)       one row per check, with status, explanation and fix (pure)
+  nested.plan_nested(...)      `labvirt nested enable|disable` as file edits (pure) + a thin apply
+  profiles.profile_root(name)  host trees for tests and the simulator
+"""
+
+from __future__ import annotations
+
+
+def decide(root: str = "/"):
+    """The verdict for the host under `root` (a convenience for the plan: domain type, nested CPU)."""
+    from .facts import read_host
+    from .verdict import verdict
+
+    return verdict(read_host(root))

@@ -1,0 +1,112 @@
+"""`labvirt check` as one call: read the host, ask libvirt, probe the tools, weigh the lab. Thin I/O
+around the pure parts (verdict, findings, capacity); the CLI only formats the Report.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..capacity import Capacity, Needs, Overcommit, host_capacity, needs_of
+from ..errors import ConnectionFailed, DriverError
+from .facts import HostFacts, read_host
+from .findings import Finding, blocked, findings
+from .networks import lab_networks
+from .verdict import Verdict, verdict
+
+
+@dataclass(frozen=True)
+class Report:
+    root: str
+    uri: str
+    facts: HostFacts
+    verdict: Verdict
+    libvirt: object | None          # LibvirtInfo
+    findings: tuple[Finding, ...]
+    lab: str = ""
+    students: int = 1
+    needs: Needs | None = None
+    capacity: Capacity | None = None
+    overcommit: Overcommit = Overcommit()
+
+    @property
+    def ok(self) -> bool:
+        return not blocked(self.findings)
+
+    def as_dict(self) -> dict:
+        data = {"host_root": self.root, "uri": self.uri, "lab": self.lab or None, "students": self.students,
+                "ok": self.ok}
+        data.update(self.verdict.as_dict())
+        data["kvm_modules"] = list(self.facts.modules)
+        data["libvirt"] = self.libvirt.as_dict() if self.libvirt is not None else None
+        if self.needs is not None:
+            data["needs"] = {"vcpus": self.needs.vcpus, "memory": self.needs.memory, "disk": self.needs.disk,
+                             "disk_estimate": self.needs.disk_estimate, "nodes": self.needs.nodes}
+        if self.capacity is not None:
+            data["capacity"] = {"cpus": self.capacity.cpus, "memory": self.capacity.memory, "disk": self.capacity.disk}
+            data["overcommit"] = {"cpu": self.overcommit.cpu, "memory": self.overcommit.memory,
+                                  "disk": self.overcommit.disk}
+        data["findings"] = [f.as_dict() for f in self.findings]
+        return data
+
+
+def remote_host(uri: str) -> str:
+    """The libvirt host's name when `uri` points at another machine ("" for local URIs)."""
+    try:
+        return urlsplit(uri).hostname or ""
+    except ValueError:
+        return ""
+
+
+def run_check(root: str = "/", uri: str = "qemu:///system", spec=None, students: int = 1, conn=None,
+              tools: bool = True, env=None, overcommit: Overcommit = Overcommit(),
+              capacity_override: Capacity | None = None) -> Report:
+    """`conn`: an open libvirt connection to use instead of opening `uri` (read-only).
+    `capacity_override`: what the host has, when neither the kernel nor libvirt can say (simulated hosts)."""
+    from .libvirt_info import libvirt_info, open_connection
+
+    env = os.environ if env is None else env
+    facts = read_host(root, disk_path=spec.pool_dir if spec is not None else None)
+    v = verdict(facts)
+    info, error = None, ""
+    opened = None
+    try:
+        if conn is None:
+            conn = opened = open_connection(uri)
+        info = libvirt_info(conn)
+    except (ConnectionFailed, DriverError) as e:
+        error = str(e)
+    finally:
+        if opened is not None:
+            opened.close()
+    remote = remote_host(uri) if facts.real else ""
+    needs = capacity = None
+    if spec is not None:
+        domain_type = spec.domain_type if spec.domain_type != "auto" else v.guest_domain_type
+        needs = needs_of(spec, students, domain_type)
+        capacity = capacity_override or _capacity(facts, info, remote)
+    probed = None
+    if tools:
+        from .tools import probe_tools
+
+        probed = probe_tools()
+    found = findings(facts, v, info, needs, capacity, lab_networks(spec) if spec is not None else (),
+                     lab=spec.name if spec is not None else "",
+                     lab_domain_type=spec.domain_type if spec is not None else "auto",
+                     libvirt_error=error, remote=remote, overcommit=overcommit, tools=probed, env=env)
+    return Report(root=root, uri=uri, facts=facts, verdict=v, libvirt=info, findings=tuple(found),
+                  lab=spec.name if spec is not None else "", students=students, needs=needs, capacity=capacity,
+                  overcommit=overcommit)
+
+
+def _capacity(facts: HostFacts, info, remote: str) -> Capacity:
+    """A remote libvirt host: what libvirt says. This machine or a host tree: what the kernel says; on the
+    real root, the smaller memory figure of the kernel's and libvirt's (a container may see more than
+    it may use)."""
+    if remote and info is not None:
+        return host_capacity(info.cpus, info.memory, None)
+    memory = facts.memory
+    if facts.real and info is not None and info.hypervisor.upper() != "TEST" and info.memory:
+        memory = min(memory, info.memory) if memory else info.memory
+    return host_capacity(facts.cpus, memory, facts.disk_free)

@@ -1,0 +1,1 @@
+"""Helpers shared by labvirt's tests (not part of the package)."""
