@@ -56,9 +56,12 @@ def check(
     students: Annotated[int, typer.Option("--students", "-n", min=1, metavar="N",
                                           help="Weigh capacity for a class of N copies of the lab.")] = 1,
 ) -> None:
-    """Check the host for the lab: KVM or software emulation (L0), nested virtualisation for the lab VMs (L1),
-    nova's virt_type (L2), modprobe.d, libvirt, tools, capacity and network collisions. Exits 1 when
-    something blocks the lab."""
+    """Check this host (or a simulated one) for the lab: KVM, nested virtualisation, tools, capacity.
+
+    Verdicts: L0 KVM or software emulation for the lab VMs, L1 nested virtualisation inside them,
+    L2 nova's virt_type; also modprobe.d traps, libvirt, tools, capacity and network collisions.
+    Exits 1 when something blocks the lab.
+    """
     import os
 
     from ..host.check import run_check
@@ -131,9 +134,11 @@ def nested(
     json_out: Json = False,
     connect: Connect = None,
 ) -> None:
-    """Nested virtualisation (vmx/svm inside the lab VMs): show it, or turn it on or off for good by writing
-    /etc/modprobe.d/labvirt-nested.conf, disabling lines that would undo it, and reloading kvm_intel/kvm_amd
-    when no VM is running."""
+    """Show, enable or disable nested virtualisation (vmx/svm inside the lab VMs) for good.
+
+    Writes /etc/modprobe.d/labvirt-nested.conf, disables lines that would undo it, and reloads
+    kvm_intel/kvm_amd when no VM is running.
+    """
     from ..host.facts import read_host
     from .output import print_json
 

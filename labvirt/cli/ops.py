@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(snapshot_app, name="snapshot")
     app.command("ip")(ip)
     app.command("console")(console)
+    app.command("ssh")(ssh)
+    app.command("hosts")(hosts)
+    app.command("inventory")(inventory)
 
 
 @snapshot_app.command("create")
@@ -192,3 +195,63 @@ def console(
             sys.stdout.write(data.decode(errors="replace").replace("\r", ""))
         else:
             con.interactive(s.driver.conn, dom.name)
+
+
+def hosts(directory: LabDir = "", student: Student = None) -> None:
+    """Print an /etc/hosts block for the lab (between BEGIN/END markers)."""
+    import sys
+
+    from ..cloudinit import hosts_block
+    from ..session import Session
+
+    with Session.open(directory or default_dir(), None, student, offline=True) as s:
+        sys.stdout.write(hosts_block(s.desired()))
+
+
+def inventory(directory: LabDir = "", student: Student = None) -> None:
+    """Print an Ansible inventory (groups controller / compute / ...) for the lab."""
+    import sys
+
+    from ..access import inventory as render
+    from ..keys import lab_key
+    from ..session import Session
+
+    with Session.open(directory or default_dir(), None, student, offline=True) as s:
+        key, _ = lab_key(s.copy.lab, s.copy.student)
+        sys.stdout.write(render(s.desired(), s.spec.ssh_user, key))
+
+
+def ssh(
+    node: Annotated[str, typer.Argument(help="The node to log in to.")],
+    command: Annotated[Optional[list[str]], typer.Argument(help="Command to run (after --).")] = None,
+    directory: LabDir = "", connect: Connect = None, student: Student = None,
+) -> None:
+    """ssh to a node with the lab's user, key and address (through the libvirt host for qemu+ssh URIs)."""
+    import os
+
+    from ..access import jump_host, login_address, ssh_argv
+    from ..errors import LabvirtError, NotFoundError
+    from ..keys import lab_key
+    from ..paths import lab_state_dir
+    from ..session import Session
+
+    with Session.open(directory or default_dir(), connect, student) as s:
+        desired = s.desired()
+        dom = next((d for d in desired.domains if d.key == node), None)
+        if dom is None:
+            raise NotFoundError(f"no node {node!r} in lab {desired.copy.prefix}")
+        if s.simulated:
+            raise LabvirtError(f"{node} runs on the simulator ({s.uri}): there is nothing to log in to")
+        address = login_address(dom)
+        if address is None:
+            found, _ = s.driver.addresses(dom.name)
+            address = next((o["ip"] for n in dom.nics for o in found.get(n.mac, [])), None)
+        if address is None:
+            raise LabvirtError(f"{node} has no static address and libvirt observes none; try 'labvirt ip {node} --wait'")
+        key, _ = lab_key(s.copy.lab, s.copy.student)
+        argv = ssh_argv(address, s.spec.ssh_user, key, os.path.join(lab_state_dir(s.copy.lab, s.copy.student),
+                                                                     "known_hosts"), jump_host(s.uri), command or [])
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        raise LabvirtError("ssh not found: install openssh-client") from None
