@@ -89,7 +89,8 @@ class Driver:
 
     # -- reading ------------------------------------------------------------------------------
     def observe(self, prefix: str | None = None) -> Observed:
-        """Everything labvirt may care about. `prefix` limits domains and networks by name (bridges: all).
+        """Everything labvirt may care about. `prefix` (a lab copy's prefix) limits domains and networks
+        to '<prefix>-*' and pools to the copy's pool and the image pool (bridges: all networks).
 
         Other processes may remove objects while we look: an object that vanishes is skipped.
         """
@@ -97,7 +98,7 @@ class Driver:
         with libvirt_errors("listing domains"):
             for dom in self.conn.listAllDomains():
                 with _vanishing():
-                    if prefix and not dom.name().startswith(prefix):
+                    if prefix and not dom.name().startswith(prefix + "-"):
                         continue
                     domains[dom.name()] = self._observe_domain(dom)
         with libvirt_errors("listing networks"):
@@ -106,13 +107,13 @@ class Driver:
                     obs = parse_network(self._network_xml(net), bool(net.isActive()), bool(net.autostart()))
                     if obs.bridge:
                         bridges.add(obs.bridge)
-                    if not prefix or obs.name.startswith(prefix):
+                    if not prefix or obs.name.startswith(prefix + "-"):
                         networks[obs.name] = obs
         with libvirt_errors("listing storage pools"):
             for pool in self.conn.listAllStoragePools():
                 with _vanishing():
                     name = pool.name()
-                    if prefix and not name.startswith("labvirt-"):
+                    if prefix and name not in (f"labvirt-{prefix}", "labvirt-images"):
                         continue
                     active = bool(pool.isActive())
                     vols = self._observe_volumes(pool) if active else ()

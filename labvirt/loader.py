@@ -50,7 +50,7 @@ def load_lab(directory: str) -> LabSpec:
                 svc.fail(key, f"must be true, false or a string, got {value!r}")
             svc.known.add(key)
         services = dict(svc.data)
-    top.table("class")   # read by labvirt.classroom; accepted here so lab.toml can hold it
+    klass = top.table("class")   # validated by labvirt.classroom.load_class
     top.done()
 
     networks = tuple(_load_network(t, f) for t, f in _dir_tables(directory, "networks"))
@@ -63,9 +63,13 @@ def load_lab(directory: str) -> LabSpec:
     _check_unique("image", images)
     _check_overlaps(networks)
     _check_nodes_against_networks(nodes, networks, images)
-    return LabSpec(name=name, directory=os.path.abspath(directory), networks=networks, nodes=nodes,
+    spec = LabSpec(name=name, directory=os.path.abspath(directory), networks=networks, nodes=nodes,
                    images=images, description=description, domain_type=domain_type, pool_dir=pool_dir,
-                   ssh_user=ssh_user, services=services)
+                   ssh_user=ssh_user, services=services, class_table=dict(klass.data) if klass else {})
+    from .classroom import load_class
+
+    load_class(spec, spec.class_table)      # refuse a bad [class] table with the rest of the lab
+    return spec
 
 
 def _read_toml(path: str) -> dict:

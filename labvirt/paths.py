@@ -27,6 +27,16 @@ def sim_dir(name: str) -> str:
     return os.path.join(state_home(), "sim", name)
 
 
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file, never a mix."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def write_private(path: str, data: bytes | str) -> None:
     """Write a file readable by its owner only (0600 from the start: never world-readable, not even briefly)."""
     if isinstance(data, str):

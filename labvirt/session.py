@@ -117,13 +117,14 @@ class Session:
              domain_type: str | None = None, need_lab: bool = True, lock: bool = False) -> "Session":
         spec = load_lab(directory) if need_lab else None
         copy = None
+        placed = None
         if spec is not None:
             copy = LabCopy(spec.name)
             if student:
-                from .classroom import student_copy   # class mode records each student's subnets
+                from .classroom import student_copy   # class mode records each student's subnets and host
 
-                copy = student_copy(spec, student, resolve_uri(connect))
-        uri = resolve_uri(connect)
+                copy, placed = student_copy(spec, student)
+        uri = connect or placed or resolve_uri(None)
         stack = contextlib.ExitStack()
         try:
             if lock and copy is not None:
@@ -164,39 +165,46 @@ class Session:
 
         if self.driver is None:
             return Observed()
-        return self.driver.observe()
+        return self.driver.observe(self.copy.prefix if self.copy is not None else None)
 
     def plan_up(self, recreate: bool = False, start: bool = True):
-        from .plan import plan_up
-
-        desired = self.desired()
-        observed = self.observe()
-        present = images_present(observed)
-        needs_seed = any(v.kind == "seed" and not _has_volume(observed, v) for v in desired.volumes)
-        identity = self.seed_identity() if needs_seed and self.driver is not None else None
-        kwargs = {"identity": identity} if identity else {}
-        return desired, plan_up(desired, observed, recreate=recreate, start=start,
-                                images_present=present if self.driver is not None else None,
-                                images_of={n.name: n.image for n in self.spec.nodes if n.image}, **kwargs)
+        return plan_up_for(self.spec, self.copy, self.host, self.observe(), self.driver is not None,
+                           recreate=recreate, start=start)
 
     def seed_identity(self):
-        """The lab's SSH public key and, per image recipe, the root password hash (0600 secrets)."""
-        from .builder import root_password_file, root_password_hash
-        from .keys import lab_key
-        from .plan import SeedIdentity
-
-        _, pub = lab_key(self.copy.lab, self.copy.student)
-        keys = (pub,)
-        hashes = []
-        for image in self.spec.images:
-            keys += tuple(image.ssh_keys)
-            hashes.append((image.name, root_password_hash(root_password_file(image, self.copy.lab, self.copy.student))))
-        return SeedIdentity(ssh_keys=tuple(dict.fromkeys(keys)), password_hashes=tuple(hashes),
-                            user=self.spec.ssh_user)
+        return seed_identity(self.spec, self.copy)
 
     def host_summary(self) -> dict:
         return {"uri": self.uri, "simulated": self.simulated, "domain_type": self.host.domain_type,
                 "nested_cpu": self.host.nested_cpu, "verdict_source": self.verdict.get("source")}
+
+
+def seed_identity(spec: LabSpec, copy: LabCopy):
+    """The copy's SSH public key and, per image recipe, the root password hash (0600 secrets)."""
+    from .builder import root_password_file, root_password_hash
+    from .keys import lab_key
+    from .plan import SeedIdentity
+
+    _, pub = lab_key(copy.lab, copy.student)
+    keys = (pub,)
+    hashes = []
+    for image in spec.images:
+        keys += tuple(image.ssh_keys)
+        hashes.append((image.name, root_password_hash(root_password_file(image, copy.lab, copy.student))))
+    return SeedIdentity(ssh_keys=tuple(dict.fromkeys(keys)), password_hashes=tuple(hashes), user=spec.ssh_user)
+
+
+def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_driver: bool = True,
+                recreate: bool = False, start: bool = True):
+    """desired + plan for one copy against what one host has (the seed identity only when needed)."""
+    from .plan import plan_up
+
+    desired = desire(spec, copy, host)
+    needs_seed = any(v.kind == "seed" and not _has_volume(observed, v) for v in desired.volumes)
+    kwargs = {"identity": seed_identity(spec, copy)} if needs_seed and has_driver else {}
+    return desired, plan_up(desired, observed, recreate=recreate, start=start,
+                            images_present=images_present(observed) if has_driver else None,
+                            images_of={n.name: n.image for n in spec.nodes if n.image}, **kwargs)
 
 
 def _has_volume(observed, vol) -> bool:

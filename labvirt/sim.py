@@ -25,7 +25,7 @@ from lxml.builder import ElementMaker
 
 from .driver import Driver, libvirt_errors
 from .errors import LabvirtError, LockedError, UnsupportedError
-from .paths import sim_dir
+from .paths import sim_dir, write_atomic
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 T = ElementMaker(namespace=TEST_NS, nsmap={"test": TEST_NS})
@@ -70,7 +70,7 @@ def create_host(name: str, cpus: int = 16, memory: int = 64 * GiB, disk: int = 1
     os.makedirs(d, exist_ok=True)
     with _locked(d):
         _write_host(host)
-        _atomic_write(os.path.join(d, "node.xml"), etree.tostring(_empty_node(host), pretty_print=True))
+        write_atomic(os.path.join(d, "node.xml"), etree.tostring(_empty_node(host), pretty_print=True))
     return host
 
 
@@ -103,16 +103,7 @@ def _empty_node(host: SimHost) -> etree._Element:
 
 def _write_host(host: SimHost) -> None:
     data = asdict(host)
-    _atomic_write(os.path.join(host.directory, "host.json"), json.dumps(data, indent=2).encode())
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(os.path.join(host.directory, "host.json"), json.dumps(data, indent=2).encode())
 
 
 @contextlib.contextmanager
@@ -152,7 +143,7 @@ class SimDriver(Driver):
         try:
             node = os.path.join(host.directory, "node.xml")
             if not os.path.exists(node):
-                _atomic_write(node, etree.tostring(_empty_node(host), pretty_print=True))
+                write_atomic(node, etree.tostring(_empty_node(host), pretty_print=True))
             with libvirt_errors(f"loading simulated host {host.name}"):
                 conn = libvirt.open(f"test://{node}")
             super().__init__(conn, f"sim:///{host.name}")
@@ -216,7 +207,7 @@ class SimDriver(Driver):
         self.host.networks_inactive = tuple(inactive)
         self.host.networks_autostart = tuple(autostart)
         self.host.pools_autostart = tuple(pool_auto)
-        _atomic_write(os.path.join(self.host.directory, "node.xml"), etree.tostring(node, pretty_print=True))
+        write_atomic(os.path.join(self.host.directory, "node.xml"), etree.tostring(node, pretty_print=True))
         _write_host(self.host)
 
     def close(self) -> None:

@@ -99,6 +99,7 @@ class LabSpec:
     pool_dir: str = "/var/lib/libvirt/images/labvirt"
     ssh_user: str = "root"
     services: dict = field(default_factory=dict, compare=False, hash=False)
+    class_table: dict = field(default_factory=dict, compare=False, hash=False)   # [class], see classroom
 
     def network(self, name: str) -> NetworkSpec:
         for net in self.networks:

@@ -1,0 +1,229 @@
+"""Class mode, the side-effect part: one driver per host, students worked on in parallel.
+
+Each student's work is the single-lab work (plan, engine) on the student's copy, on the host the
+student was placed on. A bounded pool of workers runs students concurrently; one student's failure
+is recorded and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from . import classroom as cr
+from . import engine
+from . import plan as p
+from .capacity import host_capacity, needs_of
+from .desired import HostParams, desire
+from .errors import LabvirtError
+from .parallel import each
+from .session import _finish, host_verdict, images_present, lab_lock, open_driver, plan_up_for, resolve_uri
+from .spec import LabSpec
+
+INNER_WORKERS = 4     # concurrent libvirt operations inside one student's lab
+
+
+@dataclass
+class Outcome:
+    student: str
+    ok: bool
+    message: str
+
+
+class Classroom:
+    """A class of copies of one lab. Use as a context manager (closes drivers, saves simulators)."""
+
+    def __init__(self, spec: LabSpec, connect: str | None = None):
+        self.spec = spec
+        self.config = cr.load_class(spec, spec.class_table)
+        self.record = cr.load_record(spec.name)
+        self.connect = connect
+        self._drivers: dict[str, object] = {}
+        self._params: dict[str, HostParams] = {}
+        self._open = threading.Lock()
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self):
+        self._stack.enter_context(lab_lock(self.spec.name, "_class", "class"))
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+
+    # -- hosts ----------------------------------------------------------------------------------
+    def host_specs(self) -> list[cr.ClassHost]:
+        if self.connect:
+            return [cr.ClassHost(self.connect)]
+        return list(self.config.hosts) or [cr.ClassHost(resolve_uri(None))]
+
+    def driver(self, uri: str):
+        with self._open:
+            if uri not in self._drivers:
+                d = open_driver(uri)
+                self._stack.callback(_finish, d)
+                self._drivers[uri] = d
+                v = host_verdict(d)
+                dt = self.spec.domain_type if self.spec.domain_type != "auto" else v["domain_type"]
+                self._params[uri] = HostParams(domain_type=dt, nested_cpu=v.get("nested_cpu", "default")
+                                               if dt == "kvm" else "default")
+            return self._drivers[uri]
+
+    def params(self, uri: str) -> HostParams:
+        self.driver(uri)
+        return self._params[uri]
+
+    def capacity(self, uri: str):
+        info = self.driver(uri).host_info()
+        return host_capacity(info["cpus"], info["memory"], info.get("disk"),
+                             reserve=0 if getattr(self.driver(uri), "simulated", False) else 2**30)
+
+    # -- roster, subnets, placement ---------------------------------------------------------------
+    def enroll(self, students: list[str]) -> list[str]:
+        """Allocate subnets and hosts for new students (refusing a class that does not fit) and record it."""
+        hosts = self.host_specs()
+        existing_hosts = {s: r["host"] for s, r in self.record.students.items()}
+        taken = []
+        for h in hosts:
+            for net in self.driver(h.uri).observe().networks.values():
+                if net.owner and net.owner.lab == self.spec.name:
+                    continue          # this class's own networks are in the record already
+                taken += [_network(a) for a in net.addresses]
+        domain_type = self.params(hosts[0].uri).domain_type
+        one = needs_of(self.spec, 1, domain_type)
+        placement = cr.place(students, one, [(h.uri, self.capacity(h.uri), h.overcommit) for h in hosts],
+                             existing_hosts)
+        subnets = cr.allocate_subnets(self.spec, students, self.config.subnet_pool, taken,
+                                      {s: r["subnets"] for s, r in self.record.students.items()})
+        for s in students:
+            self.record.students[s] = {"host": placement[s], "subnets": subnets[s]}
+        cr.save_record(self.record)
+        return students
+
+    def students(self, only: list[str] | None = None) -> list[str]:
+        known = list(self.record.students)
+        if not only:
+            return known
+        unknown = [s for s in only if s not in self.record.students]
+        if unknown:
+            raise LabvirtError(f"no student {unknown[0]!r} in the class (students: {', '.join(known) or 'none'})")
+        return list(only)
+
+    # -- per-student work -------------------------------------------------------------------------
+    def run(self, students: list[str], work: Callable[[str], str], workers: int | None = None,
+            on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
+        outcomes = []
+
+        def one(student):
+            try:
+                msg = work(student)
+                o = Outcome(student, True, msg)
+            except Exception as e:  # one student's failure is reported, the others go on
+                o = Outcome(student, False, str(e))
+            on_done(o)
+            return o
+
+        for _, o, _ in each(students, one, workers or self.config.workers):
+            outcomes.append(o)
+        return outcomes
+
+    def _target(self, student: str):
+        uri = self.record.host(student)
+        return self.record.copy(student), self.driver(uri), self.params(uri)
+
+    def up(self, student: str) -> str:
+        copy, driver, params = self._target(student)
+        desired, the_plan = plan_up_for(self.spec, copy, params, driver.observe(copy.prefix))
+        if the_plan.empty:
+            return "up to date"
+        engine.apply(the_plan, driver, workers=INNER_WORKERS)
+        return f"{len(the_plan.actions)} actions"
+
+    def down(self, student: str) -> str:
+        copy, driver, params = self._target(student)
+        the_plan = p.plan_down(desire(self.spec, copy, params), driver.observe(copy.prefix))
+        engine.apply(the_plan, driver, workers=INNER_WORKERS, shutdown_timeout=30)
+        return f"{len(the_plan.actions)} nodes shut down"
+
+    def destroy(self, student: str) -> str:
+        copy, driver, params = self._target(student)
+        the_plan = p.plan_destroy(desire(self.spec, copy, params), driver.observe(copy.prefix))
+        engine.apply(the_plan, driver, workers=INNER_WORKERS)
+        with self._open:
+            self.record.students.pop(student, None)
+            cr.save_record(self.record)
+        return f"removed ({len(the_plan.actions)} actions)"
+
+    def rebuild(self, student: str) -> str:
+        """Drop the student's nodes (with snapshots), overlays and seeds; recreate them from the golden
+        images and start. Networks and the pool stay."""
+        copy, driver, params = self._target(student)
+        desired = desire(self.spec, copy, params)
+        observed = driver.observe(copy.prefix)
+        actions = [p.DestroyDomain(0, d.name) for d in desired.domains if d.name in observed.domains]
+        pool = observed.pools.get(desired.pool.name)
+        for v in desired.volumes:
+            if pool is not None and pool.volume(v.name) is not None:
+                actions.append(p.DeleteVolume(1, f"{v.pool}/{v.name}", pool=v.pool, name=v.name))
+        blockers = p.plan_destroy(desired, observed).blockers
+        engine.apply(p.Plan(tuple(actions), blockers), driver, workers=INNER_WORKERS)
+        return "rebuilt: " + self.up(student)
+
+    def snapshot(self, student: str, name: str, description: str = "") -> str:
+        from . import snapshots
+
+        copy, driver, params = self._target(student)
+        snapshots.take(driver, desire(self.spec, copy, params), driver.observe(copy.prefix), name, description,
+                       workers=INNER_WORKERS)
+        return f"snapshot {name}"
+
+    def revert(self, student: str, name: str) -> str:
+        from . import snapshots
+
+        copy, driver, params = self._target(student)
+        snapshots.revert(driver, desire(self.spec, copy, params), driver.observe(copy.prefix), name,
+                         workers=INNER_WORKERS)
+        return f"reverted to {name}"
+
+    def ensure_images(self) -> list[str]:
+        """Golden images the lab uses, on every host with students; built where missing."""
+        from . import images
+
+        built = []
+        for uri in sorted({r["host"] for r in self.record.students.values()}):
+            driver = self.driver(uri)
+            params = self.params(uri)
+            directory = images.pool_dir(self.spec, params)
+            for name in sorted({n.image for n in self.spec.nodes if n.image}):
+                golden, what = images.build(self.spec, name, driver, driver.observe(), directory)
+                if what != "up to date":
+                    built.append(f"{name} on {uri}: {what}")
+        return built
+
+    def status(self) -> dict:
+        """Student by node: state, addresses, current snapshot; from one observation per host."""
+        from .status import lab_status
+
+        by_host: dict[str, object] = {}
+        rows = []
+        for student in self.record.students:
+            copy, driver, params = self._target(student)
+            uri = self.record.host(student)
+            if uri not in by_host:
+                by_host[uri] = driver.observe()
+            observed = by_host[uri]
+            desired = desire(self.spec, copy, params)
+            the_plan = p.plan_up(desired, observed, start=False, images_present=images_present(observed))
+            s = lab_status(desired, observed, the_plan, simulated=getattr(driver, "simulated", False))
+            s["host"] = uri
+            s["subnets"] = self.record.students[student]["subnets"]
+            rows.append(s)
+        return {"lab": self.spec.name, "students": rows, "nodes": [n.name for n in self.spec.nodes]}
+
+
+def _network(address: str):
+    from ipaddress import ip_interface
+
+    return ip_interface(address).network
+
