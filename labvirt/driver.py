@@ -334,14 +334,15 @@ class Driver:
             dom.revertToSnapshot(dom.snapshotLookupByName(snapshot), flags)
 
     def snapshots(self, name: str) -> list[dict]:
-        """[{name, description, state, created, current}] of one domain, oldest first."""
+        """[{name, description, state, created, current}] of one domain, oldest first (stable sort)."""
         from lxml import etree
 
         with libvirt_errors(f"listing snapshots of {name}"):
             dom = self.conn.lookupByName(name)
             current = dom.snapshotCurrent().getName() if dom.hasCurrentSnapshot() else None
             out = []
-            for snap in dom.listAllSnapshots(0):
+            # parents before children, so snapshots taken in the same second keep their order
+            for snap in dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL):
                 root = etree.fromstring(snap.getXMLDesc(0).encode())
                 out.append({"name": root.findtext("name"), "description": root.findtext("description") or "",
                             "state": root.findtext("state"), "created": int(root.findtext("creationTime") or 0),

@@ -50,6 +50,14 @@ def load_lab(directory: str) -> LabSpec:
                 svc.fail(key, f"must be true, false or a string, got {value!r}")
             svc.known.add(key)
         services = dict(svc.data)
+    packstack = {}
+    pt = top.table("packstack")
+    if pt is not None:
+        for key in ("management_network", "provider_network"):
+            value = pt.str(key, pattern=NAME_RE, rule=NAME_RULE)
+            if value is not None:
+                packstack[key] = value
+        pt.done()
     klass = top.table("class")   # validated by labvirt.classroom.load_class
     top.done()
 
@@ -65,7 +73,8 @@ def load_lab(directory: str) -> LabSpec:
     _check_nodes_against_networks(nodes, networks, images)
     spec = LabSpec(name=name, directory=os.path.abspath(directory), networks=networks, nodes=nodes,
                    images=images, description=description, domain_type=domain_type, pool_dir=pool_dir,
-                   ssh_user=ssh_user, services=services, class_table=dict(klass.data) if klass else {})
+                   ssh_user=ssh_user, services=services, class_table=dict(klass.data) if klass else {},
+                   packstack=packstack)
     from .classroom import load_class
 
     load_class(spec, spec.class_table)      # refuse a bad [class] table with the rest of the lab

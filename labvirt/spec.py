@@ -100,6 +100,7 @@ class LabSpec:
     ssh_user: str = "root"
     services: dict = field(default_factory=dict, compare=False, hash=False)
     class_table: dict = field(default_factory=dict, compare=False, hash=False)   # [class], see classroom
+    packstack: dict = field(default_factory=dict, compare=False, hash=False)     # management/provider_network
 
     def network(self, name: str) -> NetworkSpec:
         for net in self.networks:

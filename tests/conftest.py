@@ -39,7 +39,7 @@ def write_lab(directory, name="t", networks=None, nodes=None, lab_extra="", imag
 
 
 def small_lab(directory, name=None, subnet_a="10.250.1.0/24", subnet_b="10.250.2.0/24", pool_dir=None,
-              memory="128MiB", boot=None, nodes=("alpha", "beta")):
+              memory="128MiB", boot=None, nodes=("alpha", "beta"), roles=None):
     """A lab that a real daemon starts in well under a second: isolated networks, tiny empty disks."""
     name = name or "lvt" + uuid.uuid4().hex[:6]
     pool = pool_dir or os.path.join(str(directory), "pool")
@@ -47,8 +47,9 @@ def small_lab(directory, name=None, subnet_a="10.250.1.0/24", subnet_b="10.250.2
     b_net = subnet_b.rsplit(".", 1)[0]
     node_files = {}
     for i, node in enumerate(nodes):
+        role = (roles or {}).get(node, "generic")
         node_files[node] = f'''
-            role = "generic"
+            role = "{role}"
             vcpus = 1
             memory = "{memory}"
             disk = "64MiB"
