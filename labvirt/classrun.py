@@ -194,9 +194,10 @@ class Classroom:
         for uri in sorted({r["host"] for r in self.record.students.values()}):
             driver = self.driver(uri)
             params = self.params(uri)
-            directory = images.pool_dir(self.spec, params)
             for name in sorted({n.image for n in self.spec.nodes if n.image}):
-                golden, what = images.build(self.spec, name, driver, driver.observe(), directory)
+                observed = driver.observe()
+                golden, what = images.build(self.spec, name, driver, observed,
+                                            images.images_dir(self.spec, params, observed))
                 if what != "up to date":
                     built.append(f"{name} on {uri}: {what}")
         return built

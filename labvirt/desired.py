@@ -19,6 +19,7 @@ class HostParams:
     domain_type: str = "kvm"              # "kvm" where KVM works for guests, "qemu" otherwise
     nested_cpu: str = "host-passthrough"  # CPU mode for nodes that run nested guests
     pool_dir: str | None = None           # overrides the lab's storage.pool_dir
+    image_dir: str | None = None          # where the host's labvirt-images pool already is
 
 
 @dataclass(frozen=True)
@@ -114,18 +115,19 @@ class DesiredLab:
     warnings: tuple[str, ...] = field(default=())
 
 
-def golden_image(image: ImageSpec, pool_dir: str) -> GoldenImage:
+def golden_image(image: ImageSpec, images_dir: str) -> GoldenImage:
+    """The golden image of a recipe in the host's image pool (directory `images_dir`)."""
     h = spec_hash(image)[:12]
     volume = f"{image.name}-{h}.qcow2"
-    return GoldenImage(name=image.name, volume=volume, path=f"{image_pool_path(pool_dir)}/{volume}", recipe_hash=h)
+    return GoldenImage(name=image.name, volume=volume, path=f"{images_dir.rstrip('/')}/{volume}", recipe_hash=h)
 
 
 def image_pool_path(pool_dir: str) -> str:
     return f"{pool_dir.rstrip('/')}/_images"
 
 
-def image_pool(pool_dir: str) -> DesiredPool:
-    return DesiredPool(name=IMAGE_POOL, uuid=image_pool_uuid(), path=image_pool_path(pool_dir))
+def image_pool(images_dir: str) -> DesiredPool:
+    return DesiredPool(name=IMAGE_POOL, uuid=image_pool_uuid(), path=images_dir)
 
 
 def wants_seed(node: NodeSpec, recipes: dict[str, ImageSpec]) -> bool:
@@ -153,7 +155,8 @@ def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
     pool_dir = host.pool_dir or spec.pool_dir
     warnings: list[str] = []
     pool = DesiredPool(name=copy.pool_name, uuid=copy.pool_uuid(), path=copy.pool_path(pool_dir))
-    images = {i.name: golden_image(i, pool_dir) for i in spec.images}
+    images_dir = host.image_dir or image_pool_path(pool_dir)   # one image pool per host, wherever it is
+    images = {i.name: golden_image(i, images_dir) for i in spec.images}
 
     nics_by_node: dict[str, tuple[DesiredNic, ...]] = {}
     for node in spec.nodes:

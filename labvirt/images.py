@@ -40,8 +40,14 @@ def recipe(spec: LabSpec, name: str) -> ImageSpec:
     raise LabvirtError(f"no image recipe {name!r} in {spec.directory}/images; known: {known}")
 
 
-def pool_dir(spec: LabSpec, host) -> str:
-    return host.pool_dir or spec.pool_dir
+def images_dir(spec: LabSpec | None, host, observed: Observed) -> str:
+    """The host's image pool directory: where it is, else where this lab would put it."""
+    pool = observed.pools.get(IMAGE_POOL)
+    if pool is not None and pool.path:
+        return pool.path
+    if host.image_dir:
+        return host.image_dir
+    return image_pool_path(host.pool_dir or (spec.pool_dir if spec else "/var/lib/libvirt/images/labvirt"))
 
 
 def ensure_pool(driver, observed: Observed, directory: str) -> None:
@@ -123,11 +129,14 @@ def remove(spec: LabSpec | None, name: str, driver, observed: Observed, director
     """Remove every golden volume of recipe `name` (or one volume by its name); refuse while in use."""
     images = [i for i in list_images(spec, observed, directory) if name in (i.name, i.volume)]
     if not images:
-        raise NotFoundError(f"no golden image {name!r} in pool {IMAGE_POOL} ({image_pool_path(directory)})")
+        raise NotFoundError(f"no golden image {name!r} in pool {IMAGE_POOL} ({directory})")
     busy = [i for i in images if i.used_by]
     if busy:
         raise LabvirtError(f"image {busy[0].volume} is the backing store of {', '.join(busy[0].used_by)}; "
                            "destroy those labs first")
     for i in images:
         driver.delete_volume(IMAGE_POOL, i.volume)
+    pool = observed.pools.get(IMAGE_POOL)
+    if pool is not None and len(pool.volumes) == len(images):     # the last images: the pool goes too
+        driver.delete_pool(IMAGE_POOL)
     return [i.volume for i in images]

@@ -152,6 +152,7 @@ class Plan:
     actions: tuple[Action, ...]
     blockers: tuple[str, ...] = ()     # why nothing may be applied (foreign objects, missing images)
     notes: tuple[str, ...] = ()        # what the user should know (restart needed, recreate needed, ...)
+    missing_images: tuple[str, ...] = ()   # recipes whose golden image is not built on this host
 
     @property
     def empty(self) -> bool:
@@ -169,9 +170,10 @@ class _Builder:
     actions: list = field(default_factory=list)
     blockers: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    missing_images: list = field(default_factory=list)
 
     def done(self) -> Plan:
-        return Plan(tuple(self.actions), tuple(self.blockers), tuple(self.notes))
+        return Plan(tuple(self.actions), tuple(self.blockers), tuple(self.notes), tuple(self.missing_images))
 
 
 def _owned(obj, kind: str, copy: LabCopy, b: _Builder) -> bool:
@@ -207,6 +209,7 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
     _plan_pool(desired, observed, b)
     for img in desired.images:
         if images_present is not None and img.path not in images_present:
+            b.missing_images.append(img.name)
             b.blockers.append(f"golden image {img.name!r} is not built yet: run 'labvirt image build {img.name}'")
     pool = observed.pools.get(desired.pool.name)
     for vol in desired.volumes:

@@ -197,8 +197,14 @@ def seed_identity(spec: LabSpec, copy: LabCopy):
 def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_driver: bool = True,
                 recreate: bool = False, start: bool = True):
     """desired + plan for one copy against what one host has (the seed identity only when needed)."""
+    from dataclasses import replace
+
+    from .identity import IMAGE_POOL
     from .plan import plan_up
 
+    image_pool = observed.pools.get(IMAGE_POOL)
+    if image_pool is not None and image_pool.path:
+        host = replace(host, image_dir=image_pool.path)
     desired = desire(spec, copy, host)
     needs_seed = any(v.kind == "seed" and not _has_volume(observed, v) for v in desired.volumes)
     kwargs = {"identity": seed_identity(spec, copy)} if needs_seed and has_driver else {}

@@ -26,22 +26,29 @@ def image_build(
     connect: Connect = None,
 ) -> None:
     """Build golden images with virt-builder and store them in libvirt's labvirt-images pool."""
-    from .. import images
     from ..session import Session
-    from .output import err, ok
 
     with Session.open(directory or default_dir(), connect) as session:
         spec = session.spec
         wanted = names or sorted({n.image for n in spec.nodes if n.image} or {i.name for i in spec.images})
-        directory_ = images.pool_dir(spec, session.host)
-        for name in wanted:
-            with err().status(f"building image {name}") as status:
-                def on_line(line: str, status=status) -> None:
-                    status.update(f"building image {name}: {line[:70]}")
-                    err().print(f"  {line}", markup=False, highlight=False)
+        build_images(session, wanted, force)
 
-                golden, what = images.build(spec, name, session.driver, session.observe(), directory_, force, on_line)
-            ok(f"image {name}: {what} ({golden.volume})")
+
+def build_images(session, names: list[str], force: bool) -> None:
+    """Build each recipe's golden image on the session's host, showing virt-builder's progress live."""
+    from .. import images
+    from .output import err, ok
+
+    for name in names:
+        with err().status(f"building image {name}") as status:
+            def on_line(line: str, status=status) -> None:
+                status.update(f"building image {name}: {line[:70]}")
+                err().print(f"  {line}", markup=False, highlight=False)
+
+            observed = session.observe()
+            golden, what = images.build(session.spec, name, session.driver, observed,
+                                        images.images_dir(session.spec, session.host, observed), force, on_line)
+        ok(f"image {name}: {what} ({golden.volume})")
 
 
 @image_app.command("list")
@@ -57,8 +64,8 @@ def image_list(directory: LabDir = "", connect: Connect = None, json_out: Json =
     lab_here = os.path.exists(os.path.join(directory or default_dir(), "lab.toml"))
     with Session.open(directory or default_dir(), connect, need_lab=lab_here) as session:
         spec = session.spec
-        base = images.pool_dir(spec, session.host) if spec else "/var/lib/libvirt/images/labvirt"
-        infos = images.list_images(spec, session.observe(), base)
+        observed = session.observe()
+        infos = images.list_images(spec, observed, images.images_dir(spec, session.host, observed))
     rows = [{"name": i.name, "volume": i.volume, "recipe_hash": i.recipe_hash, "path": i.path,
              "virtual_size": i.capacity, "size_on_disk": i.allocation, "used_by": list(i.used_by),
              "current": i.current} for i in infos]
@@ -82,8 +89,9 @@ def image_remove(name: str, directory: LabDir = "", connect: Connect = None) -> 
     from .output import ok
 
     with Session.open(directory or default_dir(), connect) as session:
-        removed = images.remove(session.spec, name, session.driver, session.observe(),
-                                images.pool_dir(session.spec, session.host))
+        observed = session.observe()
+        removed = images.remove(session.spec, name, session.driver, observed,
+                                images.images_dir(session.spec, session.host, observed))
     ok(f"removed {', '.join(removed)}")
 
 

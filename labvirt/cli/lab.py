@@ -111,6 +111,8 @@ def up(
     dry_run: DryRun = False,
     recreate: Recreate = False,
     no_start: Annotated[bool, typer.Option("--no-start", help="Define everything, start nothing.")] = False,
+    no_build: Annotated[bool, typer.Option("--no-build", help="Stop when a golden image is missing "
+                                                                 "instead of building it.")] = False,
     workers: Workers = 8,
     domain_type: DomainType = None,
     json_out: Json = False,
@@ -123,6 +125,11 @@ def up(
     with Session.open(directory or default_dir(), connect, student, lock=not dry_run,
                       domain_type=domain_type) as session:
         desired, the_plan = session.plan_up(recreate=recreate, start=not no_start)
+        if the_plan.missing_images and not (dry_run or no_build) and len(the_plan.missing_images) == len(the_plan.blockers):
+            from .images import build_images
+
+            build_images(session, list(the_plan.missing_images), force=False)
+            desired, the_plan = session.plan_up(recreate=recreate, start=not no_start)
         for w in desired.warnings:
             warn(w)
         if dry_run:
