@@ -39,51 +39,42 @@ class ApplyError(LabvirtError):
                          "or 'labvirt destroy' to remove what was created")
 
 
+def _shutdown(action, driver, timeout):
+    if driver.shutdown_domain(action.target, timeout) == "destroyed":
+        return f"{action.target} did not shut down within {timeout:g}s: powered off"
+    return None
+
+
+# one entry per action type (exact type: no subclass ordering to get wrong)
+_RUN = {
+    p.DefineNetwork: lambda a, d, t: d.define_network(a.xml),
+    p.StartNetwork: lambda a, d, t: d.start_network(a.target),
+    p.AutostartNetwork: lambda a, d, t: d.autostart_network(a.target),
+    p.AddDhcpHost: lambda a, d, t: d.update_dhcp_host(a.target, a.xml, add=True, live=a.live),
+    p.RemoveDhcpHost: lambda a, d, t: d.update_dhcp_host(a.target, a.xml, add=False, live=a.live),
+    p.DeleteNetwork: lambda a, d, t: d.delete_network(a.target),
+    p.DefinePool: lambda a, d, t: d.define_pool(a.xml),
+    p.StartPool: lambda a, d, t: d.start_pool(a.target),
+    p.DeletePool: lambda a, d, t: d.delete_pool(a.target),
+    p.CreateVolume: lambda a, d, t: d.create_volume(a.pool, a.xml),
+    p.CreateSeed: lambda a, d, t: create_seed(a, d),
+    p.DeleteVolume: lambda a, d, t: d.delete_volume(a.pool, a.name),
+    p.DefineDomain: lambda a, d, t: d.define_domain(a.xml),
+    p.UpdateDomain: lambda a, d, t: d.define_domain(a.xml),
+    p.AttachNic: lambda a, d, t: d.attach_nic(a.target, a.xml, attach=True),
+    p.DetachNic: lambda a, d, t: d.attach_nic(a.target, a.xml, attach=False),
+    p.StartDomain: lambda a, d, t: d.start_domain(a.target),
+    p.ShutdownDomain: _shutdown,
+    p.DestroyDomain: lambda a, d, t: d.destroy_domain(a.target),
+}
+
+
 def run_action(action: p.Action, driver, shutdown_timeout: float = 60.0) -> str | None:
     """Do one action with the driver; returns an optional message for the user."""
-    if isinstance(action, p.UpdateDomain):
-        driver.define_domain(action.xml)
-    elif isinstance(action, p.DefineDomain):
-        driver.define_domain(action.xml)
-    elif isinstance(action, p.StartDomain):
-        driver.start_domain(action.target)
-    elif isinstance(action, p.DetachNic):
-        driver.attach_nic(action.target, action.xml, attach=False)
-    elif isinstance(action, p.AttachNic):
-        driver.attach_nic(action.target, action.xml, attach=True)
-    elif isinstance(action, p.ShutdownDomain):
-        how = driver.shutdown_domain(action.target, shutdown_timeout)
-        if how == "destroyed":
-            return f"{action.target} did not shut down within {shutdown_timeout:g}s: powered off"
-    elif isinstance(action, p.DestroyDomain):
-        driver.destroy_domain(action.target)
-    elif isinstance(action, p.DefineNetwork):
-        driver.define_network(action.xml)
-    elif isinstance(action, p.StartNetwork):
-        driver.start_network(action.target)
-    elif isinstance(action, p.AutostartNetwork):
-        driver.autostart_network(action.target)
-    elif isinstance(action, p.RemoveDhcpHost):
-        driver.update_dhcp_host(action.target, action.xml, add=False, live=action.live)
-    elif isinstance(action, p.AddDhcpHost):
-        driver.update_dhcp_host(action.target, action.xml, add=True, live=action.live)
-    elif isinstance(action, p.DeleteNetwork):
-        driver.delete_network(action.target)
-    elif isinstance(action, p.DefinePool):
-        driver.define_pool(action.xml)
-    elif isinstance(action, p.StartPool):
-        driver.start_pool(action.target)
-    elif isinstance(action, p.DeletePool):
-        driver.delete_pool(action.target)
-    elif isinstance(action, p.CreateSeed):
-        create_seed(action, driver)
-    elif isinstance(action, p.CreateVolume):
-        driver.create_volume(action.pool, action.xml)
-    elif isinstance(action, p.DeleteVolume):
-        driver.delete_volume(action.pool, action.name)
-    else:
+    run = _RUN.get(type(action))
+    if run is None:
         raise LabvirtError(f"engine does not know how to {action.verb}")
-    return None
+    return run(action, driver, shutdown_timeout)
 
 
 def create_seed(action: p.CreateSeed, driver) -> None:

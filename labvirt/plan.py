@@ -330,23 +330,12 @@ def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, copy: LabCopy, 
                 for n in added:
                     b.actions.append(AttachNic(DOMAINS, dom.name, xml=tostring(render_nic(n))))
                 for n in removed:
-                    b.actions.append(DetachNic(DOMAINS, dom.name, xml=_observed_nic_xml(n)))
+                    b.actions.append(DetachNic(DOMAINS, dom.name, xml=tostring(render_nic(n))))
                 if dom.memory != obs.memory or dom.vcpus != obs.vcpus:
                     b.notes.append(f"node {dom.key!r}: memory/vCPU change applies at its next restart "
                                    "('labvirt down' then 'labvirt up')")
     if start and obs.state == "shutoff":
         b.actions.append(StartDomain(DOMAINS, dom.name))
-
-
-def _observed_nic_xml(nic) -> str:
-    from lxml.builder import E
-
-    el = E.interface(E.mac(address=nic.mac), type="network")
-    if nic.network:
-        el.append(E.source(network=nic.network))
-    if nic.model:
-        el.append(E.model(type=nic.model))
-    return tostring(el)
 
 
 def plan_down(desired: DesiredLab, observed: Observed) -> Plan:

@@ -62,8 +62,13 @@ def render_volume(vol: DesiredVolume) -> etree._Element:
 
 
 def render_nic(nic) -> etree._Element:
-    return E.interface(E.mac(address=nic.mac), E.source(network=nic.network), E.model(type=nic.model),
-                       type="network")
+    """A virtio (or other model) NIC on a libvirt network; `nic` is a DesiredNic or an ObservedNic."""
+    el = E.interface(E.mac(address=nic.mac), type="network")
+    if nic.network:
+        el.append(E.source(network=nic.network))
+    if nic.model:
+        el.append(E.model(type=nic.model))
+    return el
 
 
 def render_seed_cdrom(path: str) -> etree._Element:

@@ -171,9 +171,6 @@ class Session:
         return plan_up_for(self.spec, self.copy, self.host, self.observe(), self.driver is not None,
                            recreate=recreate, start=start)
 
-    def seed_identity(self):
-        return seed_identity(self.spec, self.copy)
-
     def host_summary(self) -> dict:
         return {"uri": self.uri, "simulated": self.simulated, "domain_type": self.host.domain_type,
                 "nested_cpu": self.host.nested_cpu, "verdict_source": self.verdict.get("source")}

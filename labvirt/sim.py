@@ -68,7 +68,7 @@ def create_host(name: str, cpus: int = 16, memory: int = 64 * GiB, disk: int = 1
     if os.path.exists(os.path.join(d, "node.xml")) and not replace:
         raise LabvirtError(f"simulated host {name!r} already exists in {d}; remove it first")
     os.makedirs(d, exist_ok=True)
-    with _locked(d):
+    with locked(d):
         _write_host(host)
         write_atomic(os.path.join(d, "node.xml"), etree.tostring(_empty_node(host), pretty_print=True))
     return host
@@ -107,7 +107,7 @@ def _write_host(host: SimHost) -> None:
 
 
 @contextlib.contextmanager
-def _locked(directory: str, wait: float | None = None):
+def locked(directory: str, wait: float | None = None):
     """Hold the host's lock; wait a bounded time for another process, then say who holds it."""
     wait = float(os.environ.get("LABVIRT_LOCK_WAIT", "10")) if wait is None else wait
     os.makedirs(directory, exist_ok=True)
@@ -138,7 +138,7 @@ class SimDriver(Driver):
 
     def __init__(self, host: SimHost):
         self.host = host
-        self._lock_cm = _locked(host.directory)
+        self._lock_cm = locked(host.directory)
         self._lock_cm.__enter__()
         try:
             node = os.path.join(host.directory, "node.xml")

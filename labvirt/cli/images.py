@@ -161,6 +161,6 @@ def sim_remove(name: str) -> None:
     from .output import ok
 
     host = sim.load_host(name)
-    with sim._locked(host.directory):
+    with sim.locked(host.directory):
         shutil.rmtree(host.directory)
     ok(f"simulated host {name!r} removed")

@@ -8,6 +8,12 @@ import typer
 
 from .options import Connect, Json, LabDir, Student, default_dir
 
+Recreate = Annotated[bool, typer.Option("--recreate", help="Recreate nodes whose change cannot be applied in place.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Only show the plan; change nothing.")]
+DomainType = Annotated[Optional[str], typer.Option(
+    help="Override the domain type (kvm or qemu) the host check would choose.")]
+Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="Concurrent libvirt operations.")]
+
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
@@ -38,7 +44,7 @@ def plan(
     xml: Annotated[Optional[str], typer.Option("--xml", metavar="DIR",
                                                help="Write every libvirt XML document into DIR, one file per object.")] = None,
     offline: Annotated[bool, typer.Option(help="Do not look at libvirt: plan as if nothing existed.")] = False,
-    domain_type: "DomainType" = None,
+    domain_type: DomainType = None,
 ) -> None:
     """Show what 'up' would create or change (networks, nodes, volumes), as tables or --json."""
     from ..session import Session
@@ -83,12 +89,6 @@ def write_xml(desired, the_plan, directory: str) -> list[str]:
         written.append(path)
     return written
 
-
-Recreate = Annotated[bool, typer.Option("--recreate", help="Recreate nodes whose change cannot be applied in place.")]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Only show the plan; change nothing.")]
-DomainType = Annotated[Optional[str], typer.Option(
-    help="Override the domain type (kvm or qemu) the host check would choose.")]
-Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="Concurrent libvirt operations.")]
 
 
 def _apply(session, the_plan, title: str, workers: int, shutdown_timeout: float = 60.0):
