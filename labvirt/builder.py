@@ -111,6 +111,15 @@ def local_repository(image: ImageSpec, repository: str | None = None) -> str | N
     return "file://" + os.path.abspath(repo)
 
 
+def guestfs_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for a libguestfs tool: software emulation where KVM does not work."""
+    env = dict(os.environ if environ is None else environ)
+    if guestfs_needs_tcg(env):
+        env["LIBGUESTFS_BACKEND"] = "direct"
+        env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
+    return env
+
+
 def builder_env(image: ImageSpec, workdir: str, repository: str | None = None,
                 environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for virt-builder/virt-customize. With a local repository, VIRT_BUILDER_DIRS and
@@ -121,10 +130,7 @@ def builder_env(image: ImageSpec, workdir: str, repository: str | None = None,
             path = os.path.join(os.path.abspath(workdir), sub)
             os.makedirs(path, mode=0o700, exist_ok=True)
             env[var] = path
-    if guestfs_needs_tcg(env):
-        env["LIBGUESTFS_BACKEND"] = "direct"
-        env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
-    return env
+    return guestfs_env(env)
 
 
 # -- argv -------------------------------------------------------------------------------------
@@ -187,7 +193,7 @@ def build_commands(image: ImageSpec, output: str, password_file: str, *, hostnam
     image a qcow2 copy grown to the recipe's size (cloud-init grows the partition), then virt-customize."""
     if image.template is not None:
         return [builder_argv(image, output, password_file, hostname=hostname, repository=repository)]
-    customize = ["virt-customize", "--add", output, "--format", "qcow2"]
+    customize = ["virt-customize", "--format", "qcow2", "--add", output]     # --format must come first
     if not image.packages:
         customize.append("--no-network")
     return [["qemu-img", "convert", "-O", "qcow2", image.source_file, output],
@@ -199,10 +205,12 @@ def virt_customize_argv(disk: str, desired: DesiredLab, node_key: str, password_
     """Per-node identity for images without cloud-init, written into the node's overlay before its
     first boot: hostname, /etc/hosts and ifcfg-ethN (same content as the seed; see identity_files)."""
     files = identity_files(desired, node_key)
-    argv = ["virt-customize", "--add", disk, "--format", "qcow2", "--no-network",
+    argv = ["virt-customize", "--format", "qcow2", "--add", disk, "--no-network",
             "--hostname", files["/etc/hostname"].strip()]
     if password_file:
         argv += ["--root-password", f"file:{password_file}", "--password-crypto", "sha512"]
+    for directory in sorted({os.path.dirname(path) for path in files}):
+        argv += ["--mkdir", directory]              # e.g. network-scripts on images that lack it
     for path, content in files.items():
         argv += ["--write", f"{path}:{content}"]
     return argv

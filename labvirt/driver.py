@@ -310,6 +310,18 @@ class Driver:
                 dom.destroy()
             return "destroyed"
 
+    def customize_disk(self, argv: list[str]) -> None:
+        """Run virt-customize on a volume's file: it must be on this machine."""
+        from urllib.parse import urlparse
+
+        u = urlparse(self.uri)
+        if u.hostname or "+" in (u.scheme or ""):
+            raise UnsupportedError(f"virt-customize identity needs the disks on this machine, not on {self.uri}; "
+                                   "use identity = \"cloud-init\" in the image recipe")
+        from .builder import guestfs_env, run_builder
+
+        run_builder(argv, guestfs_env(), lambda line: None)
+
     def suspend(self, name: str) -> None:
         with libvirt_errors(f"pausing {name}"):
             self.conn.lookupByName(name).suspend()

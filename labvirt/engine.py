@@ -58,6 +58,7 @@ _RUN = {
     p.DeletePool: lambda a, d, t: d.delete_pool(a.target),
     p.CreateVolume: lambda a, d, t: d.create_volume(a.pool, a.xml),
     p.CreateSeed: lambda a, d, t: create_seed(a, d),
+    p.CustomizeDisk: lambda a, d, t: customize_disk(a, d),
     p.DeleteVolume: lambda a, d, t: d.delete_volume(a.pool, a.name),
     p.DefineDomain: lambda a, d, t: d.define_domain(a.xml),
     p.UpdateDomain: lambda a, d, t: d.define_domain(a.xml),
@@ -91,6 +92,16 @@ def create_seed(action: p.CreateSeed, driver) -> None:
         driver.upload_volume(action.pool, action.name, data=iso)
     except BaseException:
         driver.delete_volume(action.pool, action.name)
+        raise
+
+
+def customize_disk(action: p.CustomizeDisk, driver) -> None:
+    """On failure the new overlay is deleted again, so a re-run creates and customizes it anew."""
+    try:
+        driver.customize_disk(list(action.argv))
+    except BaseException:
+        pool, name = action.target.split("/", 1)
+        driver.delete_volume(pool, name)
         raise
 
 

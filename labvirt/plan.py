@@ -89,6 +89,16 @@ class CreateSeed(Action):
 
 
 @dataclass(frozen=True)
+class CustomizeDisk(Action):
+    """Write the node's identity into its new overlay with virt-customize (local hosts, before first boot)."""
+
+    argv: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.verb} {self.target} (hostname, /etc/hosts, ifcfg-eth*)"
+
+
+@dataclass(frozen=True)
 class DefineDomain(Action):
     xml: str = ""
 
@@ -198,9 +208,10 @@ class SeedIdentity:
 
 def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, start: bool = True,
             images_present: frozenset[str] | None = None, identity: SeedIdentity = SeedIdentity(),
-            images_of: dict[str, str] | None = None) -> Plan:
+            images_of: dict[str, str] | None = None, customize: dict[str, tuple[str, ...]] | None = None) -> Plan:
     """Bring the copy to the desired state. `images_present`: golden image paths that exist;
-    `images_of`: node -> image recipe name (to pick the node's root password hash)."""
+    `images_of`: node -> image recipe name (to pick the node's root password hash); `customize`:
+    node -> virt-customize argv for nodes whose identity is written into a new overlay."""
     b = _Builder()
     ours_bridges = {n.bridge for n in observed.networks.values()
                     if n.owner and n.owner.matches(desired.copy.lab, desired.copy.student)}
@@ -220,6 +231,8 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
         if pool is None or pool.volume(vol.name) is None:
             b.actions.append(CreateVolume(VOLUMES, f"{vol.pool}/{vol.name}", pool=vol.pool,
                                           xml=tostring(render_volume(vol))))
+            if customize and vol.node in customize:     # same target: runs right after the overlay exists
+                b.actions.append(CustomizeDisk(VOLUMES, f"{vol.pool}/{vol.name}", argv=customize[vol.node]))
     for dom in desired.domains:
         _plan_domain(dom, observed.domains.get(dom.name), desired.copy, b, recreate, start)
     owned_names = {d.name for d in desired.domains}

@@ -205,6 +205,13 @@ def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_dr
     desired = desire(spec, copy, host)
     needs_seed = any(v.kind == "seed" and not _has_volume(observed, v) for v in desired.volumes)
     kwargs = {"identity": seed_identity(spec, copy)} if needs_seed and has_driver else {}
+    recipes = {i.name: i for i in spec.images}
+    customized = [n for n in spec.nodes if n.image and recipes[n.image].identity == "virt-customize"]
+    if customized:
+        from .builder import virt_customize_argv
+
+        disks = {v.node: v.path for v in desired.volumes if v.kind == "disk"}
+        kwargs["customize"] = {n.name: tuple(virt_customize_argv(disks[n.name], desired, n.name)) for n in customized}
     return desired, plan_up(desired, observed, recreate=recreate, start=start,
                             images_present=images_present(observed) if has_driver else None,
                             images_of={n.name: n.image for n in spec.nodes if n.image}, **kwargs)

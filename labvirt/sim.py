@@ -243,6 +243,9 @@ class SimDriver(Driver):
         """The test driver's answer is fake (and crashes on networks without <ip>): nothing is observed."""
         return {}, {"simulator": "no guests run here; addresses are the planned DHCP reservations"}
 
+    def customize_disk(self, argv: list[str]) -> None:
+        """Simulated disks have no files: the identity stays in labvirt's plan."""
+
     def console(self, name: str):
         raise UnsupportedError(f"the simulator has no consoles: {name} is simulated (use a real libvirt host)")
 

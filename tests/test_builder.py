@@ -184,7 +184,7 @@ def test_build_commands_for_a_local_cloud_image():
     convert, resize, customize = build_commands(recipe, "/pool/c.qcow2", "/state/pw")
     assert convert == ["qemu-img", "convert", "-O", "qcow2", "/images/CentOS-7.qcow2", "/pool/c.qcow2"]
     assert resize == ["qemu-img", "resize", "-f", "qcow2", "/pool/c.qcow2", str(20 * GiB)]
-    assert customize[:6] == ["virt-customize", "--add", "/pool/c.qcow2", "--format", "qcow2", "--no-network"]
+    assert customize[:6] == ["virt-customize", "--format", "qcow2", "--add", "/pool/c.qcow2", "--no-network"]
     assert "file:/state/pw" in customize
     with pytest.raises(ValueError):
         builder_argv(recipe, "o", "/pw")
@@ -198,7 +198,7 @@ def test_virt_customize_identity_argv():
     spec = load_lab(EXAMPLES["standard"])
     desired = desire(spec, LabCopy(spec.name), HostParams(domain_type="qemu"))
     argv = virt_customize_argv("/pool/openstack/controller.qcow2", desired, "controller", "/state/pw")
-    assert argv[:7] == ["virt-customize", "--add", "/pool/openstack/controller.qcow2", "--format", "qcow2",
+    assert argv[:7] == ["virt-customize", "--format", "qcow2", "--add", "/pool/openstack/controller.qcow2",
                         "--no-network", "--hostname"]
     assert argv[7] == "controller"
     writes = dict(argv[j + 1].split(":", 1) for j, a in enumerate(argv) if a == "--write")

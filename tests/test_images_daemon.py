@@ -69,3 +69,27 @@ def test_golden_image_built_once_and_reused_by_overlays(tmp_path, daemon):
         r = run_cli("image", "remove", "tiny", "-C", lab, "-c", daemon)
     assert r.returncode == 0, r.stderr
     assert image_pool_volumes(daemon) is None                  # the last image took its pool with it
+
+
+def test_virt_customize_identity_on_the_overlay_before_first_boot(tmp_path, daemon):
+    """A recipe without cloud-init: hostname and ifcfg-eth* written into the new overlay."""
+    repo = make_tiny_repo()
+    lab = small_lab(tmp_path, subnet_a="10.251.241.0/24", subnet_b="10.252.241.0/24", nodes=("alpha",),
+                    boot='image = "plain"\n')
+    os.makedirs(os.path.join(lab, "images"))
+    with open(os.path.join(lab, "images", "plain.toml"), "w") as f:
+        f.write(f'template = "{repo.template}"\nrepository = "{repo.directory}"\nsize = "{repo.size // 2**20}MiB"\n'
+                'identity = "virt-customize"\n')
+    name = open(os.path.join(lab, "lab.toml")).read().split('"')[1]
+    try:
+        r = run_cli("up", "--no-start", "-C", lab, "-c", daemon)       # builds the image, then the overlay
+        assert r.returncode == 0, r.stderr
+        disk = os.path.join(os.path.dirname(lab), "pool", name, "alpha.qcow2")
+        assert not os.path.exists(disk.replace(".qcow2", "-seed.iso"))  # no seed for this recipe
+        env = dict(os.environ, LIBGUESTFS_BACKEND="direct", LIBGUESTFS_BACKEND_SETTINGS="force_tcg")
+        out = subprocess.run(["virt-cat", "-a", disk, "/etc/hostname", "/etc/sysconfig/network-scripts/ifcfg-eth0"],
+                             capture_output=True, text=True, env=env, check=True).stdout
+        assert out.startswith("alpha\n") and "IPADDR=10.251.241.100" in out
+    finally:
+        run_cli("destroy", "-C", lab, "-c", daemon)
+        run_cli("image", "remove", "plain", "-C", lab, "-c", daemon)

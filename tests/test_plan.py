@@ -173,3 +173,12 @@ def test_every_static_address_is_a_dhcp_reservation():
     reserved = {(h.mac, str(h.ip)) for n in d.networks for h in n.hosts}
     nics = {(nic.mac, str(nic.address)) for dom in d.domains for nic in dom.nics}
     assert reserved == nics and len(reserved) == 6
+
+
+def test_customize_runs_in_the_new_overlays_chain_before_the_domain_starts():
+    d = desired_for()
+    plan = p.plan_up(d, Observed(), customize={"controller": ("virt-customize", "--add", "x")})
+    chain = [a for a in plan.actions if a.target.endswith("/controller.qcow2")]
+    assert [a.verb for a in chain] == ["CreateVolume", "CustomizeDisk"]
+    assert chain[1].phase < next(a.phase for a in plan.actions if a.verb == "StartDomain")
+    assert p.plan_up(d, observed_from(d), customize={"controller": ("x",)}).actions == ()   # only for new disks
