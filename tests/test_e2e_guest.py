@@ -31,6 +31,40 @@ def console_run(lab, uri, command, seconds=15):
     return m.group(1)
 
 
+def interactive_console(lab, uri):
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    assert shutil.which("tmux"), "tmux is needed for the interactive console test (scripts/setup --test)"
+    session = f"labvirt-{os.getpid()}"
+    cmd = shlex.join([sys.executable, "-m", "labvirt", "console", "guest", "-C", lab, "-c", uri])
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
+                    f"{cmd}; echo CONSOLE-EXIT-$?; sleep 60"], check=True, env=dict(os.environ))
+
+    def screen():
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+    def wait_for(text, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in screen():
+                return True
+            time.sleep(0.2)
+        return False
+
+    try:
+        assert wait_for("Escape character is ^]"), screen()
+        subprocess.run(["tmux", "send-keys", "-t", session, "echo typed-$((6*7))", "Enter"], check=True)
+        assert wait_for("typed-42"), screen()
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-]"], check=True)
+        assert wait_for("CONSOLE-EXIT-0"), screen()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
 def test_real_guest_end_to_end(tmp_path, daemon):
     try:
         boot = tiny_guest(flavour="generic")         # generic: has AHCI, so the guest reads its seed CD-ROM
@@ -63,6 +97,9 @@ def test_real_guest_end_to_end(tmp_path, daemon):
         r = run_cli("snapshot", "revert", "pre-packstack", "-C", lab, "-c", daemon)
         assert r.returncode == 0, r.stderr
         assert console_run(lab, daemon, "cat /tmp/state 2>/dev/null || echo absent") == "absent\n"
+
+        # the interactive console, in a real terminal (tmux): type a command, read it, leave with Ctrl+]
+        interactive_console(lab, daemon)
     finally:
         r = run_cli("destroy", "-C", lab, "-c", daemon)
     assert r.returncode == 0, r.stderr
