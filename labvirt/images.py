@@ -30,6 +30,7 @@ class ImageInfo:
     allocation: int
     used_by: tuple[str, ...]     # "pool/volume" of overlays backed by it
     current: bool                # matches the lab's recipe as it is now
+    built: float | None = None   # when (the volume's mtime), where the host says
 
 
 def recipe(spec: LabSpec, name: str) -> ImageSpec:
@@ -76,7 +77,7 @@ def list_images(spec: LabSpec | None, observed: Observed, directory: str) -> lis
         name, _, h = stem.rpartition("-")
         out.append(ImageInfo(name=name or stem, volume=v.name, recipe_hash=h, path=v.path, capacity=v.capacity,
                              allocation=v.allocation, used_by=tuple(sorted(users.get(v.path, []))),
-                             current=v.name in current))
+                             current=v.name in current, built=v.modified))
     return sorted(out, key=lambda i: (i.name, i.volume))
 
 

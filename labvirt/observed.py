@@ -87,6 +87,7 @@ class ObservedVolume:
     allocation: int = 0
     format: str | None = None
     backing: str | None = None
+    modified: float | None = None      # the file's mtime, where the pool reports it
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ def parse_volume(text: str) -> ObservedVolume:
     return ObservedVolume(name=root.findtext("name"), path=root.findtext("target/path") or "",
                           capacity=_bytes(root.find("capacity")), allocation=_bytes(root.find("allocation")),
                           format=fmt.get("type") if fmt is not None else None,
-                          backing=backing.text if backing is not None else None)
+                          backing=backing.text if backing is not None else None,
+                          modified=float(root.findtext("target/timestamps/mtime") or 0) or None)
 
 
 def parse_pool(text: str, active: bool = False, autostart: bool = False,

@@ -61,6 +61,7 @@ def test_golden_image_built_once_and_reused_by_overlays(tmp_path, daemon):
 
         listing = json.loads(run_cli("image", "list", "--json", "-C", lab, "-c", daemon).stdout)
         assert listing[0]["volume"] == golden and f"labvirt-{name}/alpha.qcow2" in listing[0]["used_by"]
+        assert listing[0]["built"] and listing[0]["current"] and 0 < listing[0]["size_on_disk"] < listing[0]["virtual_size"] * 2
         r = run_cli("image", "remove", "tiny", "-C", lab, "-c", daemon)
         assert r.returncode == 1 and "backing store" in r.stderr
         assert image_pool_volumes(daemon) == [golden]

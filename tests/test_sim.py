@@ -98,3 +98,21 @@ def test_snapshots_and_flags_survive_a_round_trip():
 def test_unknown_simulator_name_is_explained(tmp_path):
     r = run_cli("status", "-c", "sim:///nope", "-C", small_lab(tmp_path))
     assert r.returncode == 1 and "no simulated host 'nope'" in r.stderr and "labvirt sim create nope" in r.stderr
+
+
+def test_change_that_needs_recreate_is_only_done_with_the_option(tmp_path):
+    lab = small_lab(tmp_path, name="simlab")
+    assert run_cli("up", "-C", lab, "-c", "sim").returncode == 0
+    node = os.path.join(lab, "domains", "alpha.toml")
+    with open(node) as f:
+        text = f.read()
+    with open(node, "w") as f:
+        f.write('cpu = "maximum"\n' + text)            # a CPU mode change: not possible in place
+    r = run_cli("up", "-C", lab, "-c", "sim")
+    assert r.returncode == 0 and "up --recreate" in r.stderr
+    r = run_cli("status", "-C", lab, "-c", "sim", "--json")
+    assert any("recreate" in d for d in json.loads(r.stdout)["drift"])
+    r = run_cli("up", "--recreate", "-C", lab, "-c", "sim")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(run_cli("status", "-C", lab, "-c", "sim", "--json").stdout)["drift"] == []
+    assert sorted(virsh_view()[2]["labvirt-simlab"]) == ["alpha.qcow2", "beta.qcow2"]   # the disk was kept

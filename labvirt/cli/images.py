@@ -66,18 +66,22 @@ def image_list(directory: LabDir = "", connect: Connect = None, json_out: Json =
         spec = session.spec
         observed = session.observe()
         infos = images.list_images(spec, observed, images.images_dir(spec, session.host, observed))
+    import datetime
+
     rows = [{"name": i.name, "volume": i.volume, "recipe_hash": i.recipe_hash, "path": i.path,
              "virtual_size": i.capacity, "size_on_disk": i.allocation, "used_by": list(i.used_by),
-             "current": i.current} for i in infos]
+             "current": i.current,
+             "built": datetime.datetime.fromtimestamp(i.built).isoformat(timespec="seconds") if i.built else None}
+            for i in infos]
     if json_out:
         print_json(rows)
         return
     from .tables import _table
 
-    t = _table("Golden images", "name", "hash", "on disk", "virtual", "used by", "current")
+    t = _table("Golden images", "name", "hash", "built", "on disk", "virtual", "used by", "current")
     for r in rows:
-        t.add_row(r["name"], r["recipe_hash"], format_size(r["size_on_disk"]), format_size(r["virtual_size"]),
-                  "\n".join(r["used_by"]) or "-", "yes" if r["current"] else "no")
+        t.add_row(r["name"], r["recipe_hash"], r["built"] or "-", format_size(r["size_on_disk"]),
+                  format_size(r["virtual_size"]), "\n".join(r["used_by"]) or "-", "yes" if r["current"] else "no")
     out().print(t)
 
 
