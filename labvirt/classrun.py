@@ -132,9 +132,9 @@ class Classroom:
         uri = self.record.host(student)
         return self.record.copy(student), self.driver(uri), self.params(uri)
 
-    def up(self, student: str) -> str:
+    def up(self, student: str, start: bool = True) -> str:
         copy, driver, params = self._target(student)
-        desired, the_plan = plan_up_for(self.spec, copy, params, driver.observe(copy.prefix))
+        desired, the_plan = plan_up_for(self.spec, copy, params, driver.observe(copy.prefix), start=start)
         if the_plan.empty:
             return "up to date"
         engine.apply(the_plan, driver, workers=INNER_WORKERS)

@@ -1,7 +1,7 @@
 """engine.apply(plan, driver): the only place where planned actions become side effects.
 
-Phases run in order; inside a phase, the actions on one object run in order (a chain) and chains
-run concurrently on a bounded pool of workers. A failed chain does not stop the other chains of its
+Phases run in order; inside a phase, the actions of one chain (one object, or a pool with its
+volumes) run in order and chains run concurrently on a bounded pool of workers. A failed chain does not stop the other chains of its
 phase, but no later phase starts: a re-run plans what is left from what exists.
 """
 
@@ -136,7 +136,7 @@ def apply(plan: p.Plan, driver, workers: int = 8, on_event: Event | None = None,
     for n, actions in enumerate(phases):
         chains: dict[str, list[p.Action]] = {}
         for a in actions:
-            chains.setdefault(a.target, []).append(a)
+            chains.setdefault(a.chain_key, []).append(a)
         if len(chains) == 1 or workers <= 1:
             for c in chains.values():
                 chain(c)

@@ -14,14 +14,20 @@ from .identity import LabCopy
 from .observed import Observed, ObservedDomain, ObservedNetwork
 from .render import render_dhcp_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
 
-# phases
-NETWORKS_AND_POOL, VOLUMES, DOMAINS = 0, 1, 2
+# phases: volumes share the first phase with networks (in their pool's chain), so they do not wait
+# for the network starts that libvirtd performs one at a time
+NETWORKS_AND_POOL, VOLUMES, DOMAINS = 0, 0, 2
 
 
 @dataclass(frozen=True)
 class Action:
     phase: int
-    target: str        # the object this action works on; actions on one target run in order
+    target: str        # the object this action works on
+    chain: str = ""    # actions of one chain run in order (default: the target's own chain)
+
+    @property
+    def chain_key(self) -> str:
+        return self.chain or self.target
 
     @property
     def verb(self) -> str:
@@ -169,6 +175,7 @@ class Plan:
         return not self.actions
 
     def phases(self) -> list[list[Action]]:
+        """Actions by phase, in plan order within each."""
         out: dict[int, list[Action]] = {}
         for a in self.actions:
             out.setdefault(a.phase, []).append(a)
@@ -226,13 +233,13 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
     for vol in desired.volumes:
         if vol.kind == "seed":
             if pool is None or pool.volume(vol.name) is None:
-                b.actions.append(_create_seed(desired, vol, identity, images_of or {}))
+                b.actions.append(_create_seed(desired, vol, identity, images_of or {}, chain=vol.pool))
             continue
         if pool is None or pool.volume(vol.name) is None:
-            b.actions.append(CreateVolume(VOLUMES, f"{vol.pool}/{vol.name}", pool=vol.pool,
+            b.actions.append(CreateVolume(VOLUMES, f"{vol.pool}/{vol.name}", vol.pool, pool=vol.pool,
                                           xml=tostring(render_volume(vol))))
-            if customize and vol.node in customize:     # same target: runs right after the overlay exists
-                b.actions.append(CustomizeDisk(VOLUMES, f"{vol.pool}/{vol.name}", argv=customize[vol.node]))
+            if customize and vol.node in customize:     # same chain: runs right after the overlay exists
+                b.actions.append(CustomizeDisk(VOLUMES, f"{vol.pool}/{vol.name}", vol.pool, argv=customize[vol.node]))
     for dom in desired.domains:
         _plan_domain(dom, observed.domains.get(dom.name), desired.copy, b, recreate, start)
     owned_names = {d.name for d in desired.domains}
@@ -242,14 +249,15 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
     return b.done()
 
 
-def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: dict[str, str]) -> CreateSeed:
+def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: dict[str, str],
+                 chain: str = "") -> CreateSeed:
     from .cloudinit import seed_documents
 
     hashes = dict(identity.password_hashes)
     docs = seed_documents(desired, vol.node, ssh_keys=identity.ssh_keys,
                           password_hash=hashes.get(images_of.get(vol.node, ""), hashes.get("")),
                           user=identity.user)
-    return CreateSeed(VOLUMES, f"{vol.pool}/{vol.name}", pool=vol.pool, name=vol.name,
+    return CreateSeed(VOLUMES, f"{vol.pool}/{vol.name}", chain, pool=vol.pool, name=vol.name,
                       documents=tuple(sorted(docs.items())))
 
 
@@ -376,14 +384,14 @@ def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
         if pool.uuid != desired.pool.uuid:
             b.blockers.append(f"storage pool {pool.name!r} was not created by labvirt for this lab; not removed")
         else:
-            for vol in pool.volumes:
-                b.actions.append(DeleteVolume(1, f"{pool.name}/{vol.name}", pool=pool.name, name=vol.name))
-            b.actions.append(DeletePool(2, pool.name))
+            for vol in pool.volumes:     # the pool's chain: its volumes, then the pool, beside the networks
+                b.actions.append(DeleteVolume(1, f"{pool.name}/{vol.name}", pool.name, pool=pool.name, name=vol.name))
+            b.actions.append(DeletePool(1, pool.name))
     wanted_networks = {n.name for n in desired.networks}
     for name, obs in sorted(observed.networks.items()):
         mine = obs.owner is not None and obs.owner.kind == "network" and obs.owner.matches(copy.lab, copy.student)
         if mine:
-            b.actions.append(DeleteNetwork(2, name))
+            b.actions.append(DeleteNetwork(1, name))
         elif name in wanted_networks:
             _owned(obs, "network", copy, b)
     return b.done()

@@ -72,6 +72,7 @@ def class_up(
     students: Annotated[Optional[int], typer.Option("--students", "-n", min=1, max=500,
                                                     help="Class size: students s01..sNN.")] = None,
     roster: Annotated[Optional[str], typer.Option(help="Student names: 'alice,bob' or a file with one name a line.")] = None,
+    no_start: Annotated[bool, typer.Option("--no-start", help="Define everything, start nothing.")] = False,
     directory: LabDir = "", connect: Connect = None, workers: Workers = None,
 ) -> None:
     """Create (or complete) every student's copy: own names, bridges, subnets; overlays on shared images."""
@@ -102,7 +103,7 @@ def class_up(
             raise
         for line in c.ensure_images():
             note(f"golden image {line}")
-        _run(c, "class up", names, c.up, workers)
+        _run(c, "class up", names, lambda s: c.up(s, start=not no_start), workers)
 
 
 def _print_lacks(rows) -> None:
