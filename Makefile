@@ -36,6 +36,8 @@ test-fast: setup
 bench: setup-test
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/libvirtd-up >/dev/null; fi
 	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/bench_disks.py
+	$(VENV)/bin/python bench/bench_class.py
 
 clean:
 	rm -rf out .pytest_cache
