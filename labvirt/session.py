@@ -167,9 +167,10 @@ class Session:
             return Observed()
         return self.driver.observe(self.copy.prefix if self.copy is not None else None)
 
-    def plan_up(self, recreate: bool = False, start: bool = True):
+    def plan_up(self, recreate: bool = False, start: bool = True, for_apply: bool = False):
+        """`for_apply`: the plan will be applied (makes the lab's secrets where seeds need them)."""
         return plan_up_for(self.spec, self.copy, self.host, self.observe(), self.driver is not None,
-                           recreate=recreate, start=start)
+                           recreate=recreate, start=start, for_apply=for_apply)
 
     def host_summary(self) -> dict:
         return {"uri": self.uri, "simulated": self.simulated, "domain_type": self.host.domain_type,
@@ -192,8 +193,9 @@ def seed_identity(spec: LabSpec, copy: LabCopy):
 
 
 def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_driver: bool = True,
-                recreate: bool = False, start: bool = True):
-    """desired + plan for one copy against what one host has (the seed identity only when needed)."""
+                recreate: bool = False, start: bool = True, for_apply: bool = True):
+    """desired + plan for one copy against what one host has. The seed identity (SSH key, root
+    password: secrets made on first use) only when the plan is to be applied and seeds are missing."""
     from dataclasses import replace
 
     from .identity import IMAGE_POOL
@@ -204,7 +206,7 @@ def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_dr
         host = replace(host, image_dir=image_pool.path)
     desired = desire(spec, copy, host)
     needs_seed = any(v.kind == "seed" and not _has_volume(observed, v) for v in desired.volumes)
-    kwargs = {"identity": seed_identity(spec, copy)} if needs_seed and has_driver else {}
+    kwargs = {"identity": seed_identity(spec, copy)} if needs_seed and has_driver and for_apply else {}
     recipes = {i.name: i for i in spec.images}
     customized = [n for n in spec.nodes if n.image and recipes[n.image].identity == "virt-customize"]
     if customized:

@@ -85,6 +85,8 @@ def run_cycle(lab, uri):
 def test_run_on_the_simulator(tmp_path):
     lab = packstack_lab(tmp_path)
     assert run_cli("up", "-C", lab, "-c", "sim").returncode == 0
+    r = run_cli("packstack", "run", "-C", lab, "-c", "sim")
+    assert r.returncode == 1 and "no controller to run packstack on" in r.stderr and snaps(lab, "sim") == []
     run_cycle(lab, "sim")
 
 

@@ -116,3 +116,21 @@ def test_change_that_needs_recreate_is_only_done_with_the_option(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(run_cli("status", "-C", lab, "-c", "sim", "--json").stdout)["drift"] == []
     assert sorted(virsh_view()[2]["labvirt-simlab"]) == ["alpha.qcow2", "beta.qcow2"]   # the disk was kept
+
+
+def test_dry_run_changes_nothing_and_the_generated_password_is_shown_only_on_request(tmp_path):
+    from .conftest import EXAMPLES
+
+    r = run_cli("up", "--dry-run", "--json", "-C", EXAMPLES["standard"], "-c", "sim")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["actions"]) == 16
+    assert virsh_view()[0] == {}
+    r = run_cli("password", "-C", EXAMPLES["standard"])
+    assert r.returncode == 1 and "no generated root password" in r.stderr
+    assert run_cli("up", "-C", EXAMPLES["standard"], "-c", "sim").returncode == 0    # seeds: password made
+    r = run_cli("password", "-C", EXAMPLES["standard"])
+    assert r.returncode == 0 and len(r.stdout.strip()) >= 12
+    from labvirt.paths import lab_state_dir
+
+    secret = os.path.join(lab_state_dir("openstack"), "root-password")
+    assert oct(os.stat(secret).st_mode & 0o777) == "0o600"
+    assert r.stdout.strip() not in open(os.path.join(sim.sim_dir("default"), "node.xml")).read()

@@ -16,6 +16,7 @@ sim_app = typer.Typer(help="Simulated libvirt hosts (libvirt's test driver, pers
 def register(app: typer.Typer) -> None:
     app.add_typer(image_app, name="image")
     app.add_typer(sim_app, name="sim")
+    app.command("password")(password)
 
 
 @image_app.command("build")
@@ -168,3 +169,20 @@ def sim_remove(name: str) -> None:
     with sim.locked(host.directory):
         shutil.rmtree(host.directory)
     ok(f"simulated host {name!r} removed")
+
+
+def password(directory: LabDir = "", student: Annotated[Optional[str], typer.Option(
+        "--student", "-s", help="That student's copy of the lab.")] = None) -> None:
+    """Print the lab's generated root password (kept 0600 in labvirt's state; shown only here)."""
+    import sys
+
+    from ..builder import root_password_file, show_root_password
+    from ..loader import load_lab
+
+    spec = load_lab(directory or default_dir())
+    given = [i for i in spec.images if i.root_password and i.root_password.startswith("file:")]
+    if given and len(given) == len(spec.images):
+        from ..errors import LabvirtError
+
+        raise LabvirtError(f"the lab's recipes take their password from a file: {root_password_file(given[0], spec.name)}")
+    sys.stdout.write(show_root_password(spec.name, student or "") + "\n")

@@ -124,12 +124,12 @@ def up(
 
     with Session.open(directory or default_dir(), connect, student, lock=not dry_run,
                       domain_type=domain_type) as session:
-        desired, the_plan = session.plan_up(recreate=recreate, start=not no_start)
+        desired, the_plan = session.plan_up(recreate=recreate, start=not no_start, for_apply=not dry_run)
         if the_plan.missing_images and not (dry_run or no_build) and len(the_plan.missing_images) == len(the_plan.blockers):
             from .images import build_images
 
             build_images(session, list(the_plan.missing_images), force=False)
-            desired, the_plan = session.plan_up(recreate=recreate, start=not no_start)
+            desired, the_plan = session.plan_up(recreate=recreate, start=not no_start, for_apply=True)
         for w in desired.warnings:
             warn(w)
         if dry_run:

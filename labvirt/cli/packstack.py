@@ -101,6 +101,11 @@ def run(
     from .output import err, ok
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as s:
+        if s.simulated and command is None:
+            from ..errors import UnsupportedError
+
+            raise UnsupportedError(f"{s.uri} is simulated: there is no controller to run packstack on; "
+                                   "--command CMD substitutes the remote run")
         desired = s.desired()
         values = _overrides(s)
         controller = next((d for d in desired.domains if d.role == "controller"), None)

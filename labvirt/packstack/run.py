@@ -79,8 +79,8 @@ def run(driver, desired, observed, answers_of: Callable[[str], str], controller:
         snapshots.take(driver, desired, observed, PRE, "before packstack (labvirt packstack run)")
 
     env = dict(os.environ)
-    with open(log_path, "w") as log:
-        os.chmod(log_path, 0o600)
+    # 0600 from the first byte: packstack's output can name hosts and passwords
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as log:
         if command is None:
             on_step("generating the answer file on the controller")
             generated = _capture([*ssh, f"packstack --gen-answer-file={REMOTE_ANSWERS} >/dev/null && "
