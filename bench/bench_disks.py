@@ -28,7 +28,6 @@ from labvirt.identity import LabCopy  # noqa: E402
 from labvirt.loader import load_lab  # noqa: E402
 from labvirt.observed import Observed  # noqa: E402
 from labvirt.plan import SeedIdentity  # noqa: E402
-from labvirt.spec import NodeSpec  # noqa: E402
 
 URI = "qemu:///system"
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "three-node")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 from .desired import DesiredDomain, DesiredLab
 
 GROUPS = {"controller": "controller", "compute": "compute", "network": "network", "storage": "storage"}
@@ -12,14 +10,6 @@ GROUPS = {"controller": "controller", "compute": "compute", "network": "network"
 def login_address(dom: DesiredDomain) -> str | None:
     """The node's first static address (the one /etc/hosts gives its name)."""
     return next((str(n.address) for n in dom.nics if n.address is not None), None)
-
-
-def jump_host(uri: str) -> str | None:
-    """For qemu+ssh://user@host/system: nodes sit on that host's bridges, so ssh jumps through it."""
-    u = urlparse(uri)
-    if not u.hostname or not (u.scheme or "").endswith("+ssh"):
-        return None
-    return f"{u.username}@{u.hostname}" if u.username else u.hostname
 
 
 def ssh_argv(address: str, user: str, key: str, known_hosts: str, jump: str | None = None,

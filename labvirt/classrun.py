@@ -19,7 +19,8 @@ from .capacity import host_capacity, needs_of
 from .desired import HostParams, desire
 from .errors import LabvirtError
 from .parallel import each
-from .session import _finish, host_verdict, images_present, lab_lock, open_driver, plan_up_for, resolve_uri
+from .session import (_finish, host_params, host_verdict, images_present, lab_lock, open_driver, plan_up_for,
+                      resolve_uri)
 from .spec import LabSpec
 
 INNER_WORKERS = 4     # concurrent libvirt operations inside one student's lab
@@ -64,10 +65,7 @@ class Classroom:
                 d = open_driver(uri)
                 self._stack.callback(_finish, d)
                 self._drivers[uri] = d
-                v = host_verdict(d)
-                dt = self.spec.domain_type if self.spec.domain_type != "auto" else v["domain_type"]
-                self._params[uri] = HostParams(domain_type=dt, nested_cpu=v.get("nested_cpu", "default")
-                                               if dt == "kvm" else "default")
+                self._params[uri] = host_params(self.spec, host_verdict(d))
             return self._drivers[uri]
 
     def params(self, uri: str) -> HostParams:

@@ -312,10 +312,9 @@ class Driver:
 
     def customize_disk(self, argv: list[str]) -> None:
         """Run virt-customize on a volume's file: it must be on this machine."""
-        from urllib.parse import urlparse
+        from .uris import is_local
 
-        u = urlparse(self.uri)
-        if u.hostname or "+" in (u.scheme or ""):
+        if not is_local(self.uri):
             raise UnsupportedError(f"virt-customize identity needs the disks on this machine, not on {self.uri}; "
                                    "use identity = \"cloud-init\" in the image recipe")
         from .builder import guestfs_env, run_builder

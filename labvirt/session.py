@@ -39,37 +39,35 @@ def open_driver(uri: str):
 
 
 def host_verdict(driver) -> dict:
-    """The host check's L0 answer for this driver's host: domain type and nested CPU mode.
+    """The host check's answer for this driver's host: domain type (L0), nested CPU mode, L2.
 
-    Simulated hosts answer from their profile; the local host from /proc, /sys and /dev; a remote
-    host from libvirt's capabilities (KVM offered and the host CPU shows vmx/svm).
+    Simulated hosts answer from their profile; this machine from /proc, /sys and /dev (also when
+    offline); a remote host from libvirt's capabilities (KVM offered and the host CPU shows vmx/svm).
     """
-    try:
-        from .host import verdict as v
-        from .host.facts import read_host
-    except ImportError:   # host checks not installed: assume a KVM host
-        return {"domain_type": "kvm", "nested_cpu": "host-passthrough", "source": "default"}
-    if driver is None or getattr(driver, "simulated", False):
-        root = "/"
-        if driver is not None:
-            from .host.profiles import profile_root
+    from .host.facts import read_host
+    from .host.verdict import verdict as decide
+    from .uris import is_local
 
-            root = profile_root(driver.host.profile)
-        verdict = v.verdict(read_host(root))
-        return {"domain_type": verdict.guest_domain_type, "nested_cpu": verdict.nested_cpu,
-                "l2_virt_type": verdict.l2_virt_type, "source": "profile" if driver else "local host"}
-    if _is_local(driver.uri):
-        verdict = v.verdict(read_host("/"))
-        return {"domain_type": verdict.guest_domain_type, "nested_cpu": verdict.nested_cpu,
-                "l2_virt_type": verdict.l2_virt_type, "source": "local host"}
-    return _remote_verdict(driver)
+    simulated = getattr(driver, "simulated", False)
+    if driver is not None and not simulated and not is_local(driver.uri):
+        return _remote_verdict(driver)
+    root = "/"
+    if simulated:
+        from .host.profiles import profile_root
+
+        root = profile_root(driver.host.profile)
+    v = decide(read_host(root))
+    return {"domain_type": v.guest_domain_type, "nested_cpu": v.nested_cpu, "l2_virt_type": v.l2_virt_type,
+            "source": "profile" if simulated else "local host"}
 
 
-def _is_local(uri: str) -> bool:
-    from urllib.parse import urlparse
-
-    u = urlparse(uri)
-    return not u.hostname and "+" not in (u.scheme or "")
+def host_params(spec: LabSpec | None, verdict: dict, domain_type: str | None = None) -> HostParams:
+    """Domain type: the option, else the lab file's, else the verdict's; nested CPU only on KVM."""
+    chosen = domain_type or (spec.domain_type if spec and spec.domain_type != "auto" else verdict["domain_type"])
+    if chosen not in ("kvm", "qemu"):
+        raise LabvirtError(f"--domain-type: got {chosen!r}; allowed: kvm, qemu")
+    return HostParams(domain_type=chosen,
+                      nested_cpu=verdict.get("nested_cpu", "host-passthrough") if chosen == "kvm" else "default")
 
 
 def _remote_verdict(driver) -> dict:
@@ -136,11 +134,7 @@ class Session:
         except BaseException:
             stack.close()
             raise
-        chosen = domain_type or (spec.domain_type if spec and spec.domain_type != "auto" else verdict["domain_type"])
-        if chosen not in ("kvm", "qemu"):
-            raise LabvirtError(f"--domain-type: got {chosen!r}; allowed: kvm, qemu")
-        nested_cpu = verdict.get("nested_cpu", "host-passthrough") if chosen == "kvm" else "default"
-        host = HostParams(domain_type=chosen, nested_cpu=nested_cpu)
+        host = host_params(spec, verdict, domain_type)
         return cls(spec=spec, copy=copy, uri=uri if not offline else "(offline)", driver=driver,
                    verdict=verdict, host=host, _stack=stack)
 

@@ -14,7 +14,7 @@ from labvirt import sim
 from labvirt.capacity import Capacity, Needs, Overcommit
 from labvirt.loader import load_lab
 
-from .conftest import EXAMPLES, run_cli, small_lab, write_lab
+from .conftest import EXAMPLES, run_cli, small_lab
 
 GiB = 2**30
 

@@ -6,7 +6,7 @@ import sys
 CORE = ["labvirt.spec", "labvirt.loader", "labvirt.identity", "labvirt.desired", "labvirt.render",
         "labvirt.observed", "labvirt.plan", "labvirt.summary", "labvirt.status", "labvirt.units", "labvirt.schema",
         "labvirt.cloudinit", "labvirt.seed", "labvirt.classroom", "labvirt.capacity", "labvirt.addresses",
-        "labvirt.access", "labvirt.packstack.answers"]
+        "labvirt.access", "labvirt.uris", "labvirt.packstack.answers"]
 
 PROBE = f"""
 import sys

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 
 import libvirt
 import pytest
@@ -33,7 +34,7 @@ def inventory(uri, prefix):
 @pytest.fixture
 def lab(tmp_path, daemon, request):
     """A small lab on unique isolated subnets; removed afterwards whatever the test did."""
-    n = 10 + (abs(hash(request.node.name)) % 200)
+    n = 10 + zlib.crc32(request.node.name.encode()) % 180     # stable across runs (hash() is salted)
     directory = small_lab(tmp_path, subnet_a=f"10.251.{n}.0/24", subnet_b=f"10.252.{n}.0/24")
     name = os.path.basename(os.path.dirname(directory))
     with open(os.path.join(directory, "lab.toml")) as f:

@@ -10,7 +10,6 @@ import libvirt
 import pytest
 
 from labvirt import snapshots
-from labvirt.errors import LabvirtError
 from labvirt.observed import ObservedDisk, ObservedDomain
 
 from .conftest import run_cli, small_lab

@@ -185,9 +185,9 @@ def console(
             obs = s.observe().domains.get(dom.name)
             if obs is None or not obs.serial_log:
                 raise NotFoundError(f"{dom.name} has no serial log (run 'labvirt up')")
-            from ..session import _is_local
+            from ..uris import is_local
 
-            if not _is_local(s.uri):
+            if not is_local(s.uri):
                 raise UnsupportedError(f"the console log is on the remote host ({obs.serial_log}); use --capture SECONDS")
             sys.stdout.write(con.tail(obs.serial_log, tail) + "\n")
         elif capture is not None:
@@ -229,11 +229,12 @@ def ssh(
     """ssh to a node with the lab's user, key and address (through the libvirt host for qemu+ssh URIs)."""
     import os
 
-    from ..access import jump_host, login_address, ssh_argv
+    from ..access import login_address, ssh_argv
     from ..errors import LabvirtError, NotFoundError
     from ..keys import lab_key
     from ..paths import lab_state_dir
     from ..session import Session
+    from ..uris import jump_host
 
     with Session.open(directory or default_dir(), connect, student) as s:
         desired = s.desired()

@@ -92,12 +92,13 @@ def run(
     """Snapshot pre-packstack, run packstack on the controller (output streamed), snapshot post-packstack."""
     import os
 
-    from ..access import jump_host, login_address, ssh_argv
+    from ..access import ssh_argv
     from ..errors import LabvirtError
     from ..keys import lab_key
     from ..packstack import run as runner
     from ..paths import lab_state_dir
     from ..session import Session
+    from ..uris import jump_host
     from .output import err, ok
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as s:

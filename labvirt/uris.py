@@ -1,0 +1,19 @@
+"""What a libvirt URI says about where the host is. Pure."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+
+def is_local(uri: str) -> bool:
+    """qemu:///system and friends: the libvirt host is this machine (its files are ours to read)."""
+    u = urlparse(uri)
+    return not u.hostname and "+" not in (u.scheme or "")
+
+
+def jump_host(uri: str) -> str | None:
+    """For qemu+ssh://user@host/system: nodes sit on that host's bridges, so ssh jumps through it."""
+    u = urlparse(uri)
+    if not u.hostname or not (u.scheme or "").endswith("+ssh"):
+        return None
+    return f"{u.username}@{u.hostname}" if u.username else u.hostname
