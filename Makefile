@@ -13,15 +13,21 @@ setup:
 setup-test:
 	@scripts/setup --test
 
-# The main job on the built-in simulator: build the golden image, bring the standard lab up,
-# show it, take it down again. No KVM host needed.
+# The main job on the built-in simulator: check the (simulated) host, bring the standard lab up
+# (building its golden image), snapshot it, give a class of 3 students their copies, clean up.
+# No KVM host needed; a state directory of its own, so it never touches a user's labs.
 demo: setup
 	@rm -rf out/demo-state
+	$(DEMO_ENV) $(LABVIRT) check -c sim
 	$(DEMO_ENV) $(LABVIRT) plan -c sim
-	$(DEMO_ENV) $(LABVIRT) image build -c sim
 	$(DEMO_ENV) $(LABVIRT) up -c sim
 	$(DEMO_ENV) $(LABVIRT) up -c sim
+	$(DEMO_ENV) $(LABVIRT) snapshot pre-packstack -c sim
 	$(DEMO_ENV) $(LABVIRT) status -c sim
+	$(DEMO_ENV) $(LABVIRT) packstack answers -c sim
+	$(DEMO_ENV) $(LABVIRT) class up --students 3 -c sim
+	$(DEMO_ENV) $(LABVIRT) class status -c sim
+	$(DEMO_ENV) $(LABVIRT) class destroy -c sim
 	$(DEMO_ENV) $(LABVIRT) destroy -c sim
 
 # Everything, including the real-daemon tests (starts libvirtd itself when root).
