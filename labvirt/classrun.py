@@ -99,6 +99,38 @@ class Classroom:
         cr.save_record(self.record)
         return students
 
+    def fit(self, count: int) -> dict:
+        """Would a class of `count` students fit on the class's hosts? Read-only: nothing is recorded.
+
+        Per host: the students placement would put there, what they need (vCPUs, memory, disk),
+        what the host has, and the use with and without the host's overcommit."""
+        from .capacity import usage
+
+        hosts = self.host_specs()
+        domain_type = self.params(hosts[0].uri).domain_type
+        one = needs_of(self.spec, 1, domain_type)
+        names = cr.student_names(count)
+        existing = {s: r["host"] for s, r in self.record.students.items()}
+        try:
+            placement = cr.place(names, one, [(h.uri, self.capacity(h.uri), h.overcommit) for h in hosts], existing)
+            fits, lacks = True, {}
+        except cr.ClassDoesNotFit as e:
+            placement, fits = {}, False
+            lacks = {r["uri"]: r for r in e.rows}
+        rows = []
+        for h in hosts:
+            cap = self.capacity(h.uri)
+            n = sum(1 for uri in placement.values() if uri == h.uri) if fits else lacks[h.uri]["fits"]
+            rows.append({"uri": h.uri, "students": n,
+                         "overcommit": {"cpu": h.overcommit.cpu, "memory": h.overcommit.memory,
+                                        "disk": h.overcommit.disk},
+                         "use": [{"resource": u.resource, "need": u.need, "have": u.have, "limit": u.limit,
+                                  "without_overcommit": u.overcommit, "ok": u.ok}
+                                 for u in usage(one * n, cap, h.overcommit)],
+                         "lacks": lacks.get(h.uri, {}).get("lacks", [])})
+        return {"students": count, "fits": fits, "per_student": {"vcpus": one.vcpus, "memory": one.memory,
+                                                                 "disk": one.disk}, "hosts": rows}
+
     def students(self, only: list[str] | None = None) -> list[str]:
         known = list(self.record.students)
         if not only:

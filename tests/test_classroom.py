@@ -196,3 +196,24 @@ def test_class_on_a_real_daemon(tmp_path, daemon):
         assert not [n for n in conn.listAllNetworks() if n.name().startswith(name)]
     finally:
         conn.close()
+
+
+def test_check_students_answers_per_host_without_creating_anything(tmp_path):
+    sim.create_host("a", cpus=8, memory=16 * GiB, disk=500 * GiB)
+    sim.create_host("b", cpus=4, memory=8 * GiB, disk=500 * GiB)
+    lab = small_lab(tmp_path, name="fit", memory="1GiB")
+    with open(os.path.join(lab, "lab.toml"), "a") as f:
+        f.write('[class]\nsubnet_pool = "10.78.0.0/16"\n[[class.host]]\nuri = "sim:///a"\n'
+                '[[class.host]]\nuri = "sim:///b"\n')
+    r = run_cli("check", "--students", "6", "--json", "-C", lab)    # 2 x (1 GiB + QEMU overhead) a copy
+    fit = json.loads(r.stdout)["class"]
+    assert fit["fits"] and [h["students"] for h in fit["hosts"]] == [4, 2]    # most memory left first
+    a = next(h for h in fit["hosts"] if h["uri"] == "sim:///a")
+    memory = next(u for u in a["use"] if u["resource"] == "memory")
+    assert memory["ok"] and memory["have"] == 16 * GiB and 0 < memory["without_overcommit"] <= 1
+    r = run_cli("check", "--students", "40", "--json", "-C", lab)
+    assert r.returncode == 1
+    fit = json.loads(r.stdout)["class"]
+    assert not fit["fits"] and all(h["lacks"] for h in fit["hosts"])
+    assert host_view("a")[0] == {} and host_view("b")[0] == {}
+    assert not os.path.exists(cr.record_path("fit"))

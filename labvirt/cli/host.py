@@ -89,12 +89,45 @@ def check(
                                capacity_override=host_capacity(info["cpus"], info["memory"], info["disk"], reserve=0))
     else:
         report = run_check(root, uri, spec, students)
+    fit = None
+    if spec is not None and students > 1:
+        from ..classrun import Classroom
+
+        with Classroom(spec, connect) as c:     # read-only: placement is computed, not recorded
+            fit = c.fit(students)
     if json_out:
-        print_json(report.as_dict())
+        data = report.as_dict()
+        if fit is not None:
+            data["class"] = fit
+        print_json(data)
     else:
         _print_report(report)
-    if not report.ok:
+        if fit is not None:
+            _print_fit(fit)
+    if not report.ok or (fit is not None and not fit["fits"]):
         raise SystemExit(1)   # not typer.Exit: main() runs the app with standalone_mode=False
+
+
+def _print_fit(fit: dict) -> None:
+    from rich.table import Table
+
+    from ..units import format_size
+    from .output import out
+
+    t = Table(title=f"class of {fit['students']}: placement on the class's hosts", title_justify="left")
+    for col in ("host", "students", "vCPUs need / host (x overcommit)", "memory", "disk", "lacks"):
+        t.add_column(col, overflow="fold")
+    for row in fit["hosts"]:
+        cells = []
+        for u in row["use"]:
+            fmt = str if u["resource"] == "cpu" else format_size
+            have = "?" if u["have"] is None else fmt(u["have"])
+            over = "" if u["without_overcommit"] is None else f" = {u['without_overcommit']:.2f}x"
+            ratio = row["overcommit"][u["resource"]]
+            cells.append(f"{fmt(u['need'])} / {have}{over} (allowed {ratio:g}x)" + ("" if u["ok"] else " [red]over[/]"))
+        t.add_row(row["uri"], str(row["students"]), *cells, "\n".join(row["lacks"]) or "-")
+    out().print(t)
+    out().print("[green]the class fits[/]" if fit["fits"] else "[red]the class does not fit[/]")
 
 
 def _print_report(report) -> None:
