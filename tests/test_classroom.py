@@ -217,3 +217,18 @@ def test_check_students_answers_per_host_without_creating_anything(tmp_path):
     assert not fit["fits"] and all(h["lacks"] for h in fit["hosts"])
     assert host_view("a")[0] == {} and host_view("b")[0] == {}
     assert not os.path.exists(cr.record_path("fit"))
+
+
+def test_roster_by_names_and_by_file(tmp_path):
+    sim.create_host("r", cpus=64, memory=64 * GiB, disk=1024 * GiB)
+    lab = small_lab(tmp_path, name="ros", memory="256MiB")
+    roster = tmp_path / "roster.txt"
+    roster.write_text("carol\n# dave is away\n\nerin\n")
+    assert run_cli("class", "up", "--roster", "alice,bob", "-C", lab, "-c", "sim:///r").returncode == 0
+    r = run_cli("class", "up", "--roster", str(roster), "-C", lab, "-c", "sim:///r")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(run_cli("class", "status", "--json", "-C", lab, "-c", "sim:///r").stdout)
+    assert [s["student"] for s in data["students"]] == ["alice", "bob", "carol", "erin"]
+    assert "ros-erin-alpha" in host_view("r")[0]
+    r = run_cli("class", "up", "--roster", "Bad Name", "-C", lab, "-c", "sim:///r")
+    assert r.returncode == 2 and "--roster: line 1" in r.stderr

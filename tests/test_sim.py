@@ -134,3 +134,18 @@ def test_dry_run_changes_nothing_and_the_generated_password_is_shown_only_on_req
     secret = os.path.join(lab_state_dir("openstack"), "root-password")
     assert oct(os.stat(secret).st_mode & 0o777) == "0o600"
     assert r.stdout.strip() not in open(os.path.join(sim.sim_dir("default"), "node.xml")).read()
+
+
+def test_down_purge_removes_everything_and_image_build_force_rebuilds(tmp_path):
+    from .conftest import EXAMPLES
+
+    lab = EXAMPLES["standard"]
+    assert run_cli("image", "build", "-c", "sim", "-C", lab).returncode == 0
+    r = run_cli("image", "build", "--force", "-c", "sim", "-C", lab)
+    assert r.returncode == 0 and "built (simulated)" in r.stderr          # not "up to date"
+    assert run_cli("up", "-c", "sim", "-C", lab).returncode == 0
+    r = run_cli("image", "build", "--force", "-c", "sim", "-C", lab)
+    assert r.returncode == 1 and "used by" in r.stderr                    # not under running overlays
+    assert run_cli("down", "--purge", "-c", "sim", "-C", lab).returncode == 0
+    domains, networks, pools = virsh_view()
+    assert domains == {} and networks == {"default"} and list(pools) == ["labvirt-images"]
