@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import re
+import threading
 import time
 
 import libvirt
@@ -82,6 +83,20 @@ class Driver:
     def __init__(self, conn: libvirt.virConnect, uri: str):
         self.conn = conn
         self.uri = uri
+        self._first_validation = threading.Lock()
+        self._validated_once = False
+
+    def _validated(self, call, *args):
+        """Run a define with VALIDATE. libxml2 registers its XML Schema datatypes library on first
+        RelaxNG use without a lock: two first validations at once (the test driver validates in this
+        process) fail with "type 'unsignedInt' is not exported". So the first one runs alone."""
+        if not self._validated_once:
+            with self._first_validation:
+                if not self._validated_once:       # whoever waited here runs concurrently afterwards
+                    result = call(*args)
+                    self._validated_once = True
+                    return result
+        return call(*args)
 
     def close(self) -> None:
         with contextlib.suppress(libvirt.libvirtError):
@@ -190,7 +205,7 @@ class Driver:
     # -- networks -----------------------------------------------------------------------------
     def define_network(self, xml: str) -> None:
         with libvirt_errors("defining network"):
-            self.conn.networkDefineXMLFlags(xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE)
+            self._validated(self.conn.networkDefineXMLFlags, xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE)
 
     def start_network(self, name: str) -> None:
         with libvirt_errors(f"starting network {name}"):
@@ -273,7 +288,7 @@ class Driver:
     # -- domains ------------------------------------------------------------------------------
     def define_domain(self, xml: str) -> None:
         with libvirt_errors("defining domain"):
-            self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            self._validated(self.conn.defineXMLFlags, xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
 
     def start_domain(self, name: str) -> None:
         with libvirt_errors(f"starting {name}"):
