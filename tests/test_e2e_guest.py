@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 
 import libvirt
 import pytest
@@ -36,7 +37,6 @@ def interactive_console(lab, uri):
     import shutil
     import subprocess
     import sys
-    import time
 
     assert shutil.which("tmux"), "tmux is needed for the interactive console test (scripts/setup --test)"
     session = f"labvirt-{os.getpid()}"
@@ -84,9 +84,15 @@ def test_real_guest_end_to_end(tmp_path, daemon):
         assert eth0["planned"] == "10.251.210.100"
         assert {"ip": "10.251.210.100", "prefix": 24, "source": "lease"} in eth0["observed"]
 
-        # console --tail: the guest's own lines, including what it read from its cloud-init seed
-        r = run_cli("console", "guest", "--tail", "50", "-C", lab, "-c", daemon)
-        assert r.returncode == 0, r.stderr
+        # console --tail: the guest's own lines, including what it read from its cloud-init seed. The
+        # guest prints its ready line after DHCP on every NIC, a moment after the first lease: poll.
+        deadline = time.monotonic() + 60
+        while True:
+            r = run_cli("console", "guest", "--tail", "50", "-C", lab, "-c", daemon)
+            assert r.returncode == 0, r.stderr
+            if "LABVIRT-GUEST-READY" in r.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert "LABVIRT-GUEST-READY" in r.stdout
         assert "LABVIRT-SEED meta-data:" in r.stdout and "local-hostname=guest" in r.stdout
 
