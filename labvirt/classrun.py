@@ -19,8 +19,7 @@ from .capacity import host_capacity, needs_of
 from .desired import HostParams, desire
 from .errors import LabvirtError
 from .parallel import each
-from .session import (_finish, host_params, host_verdict, images_present, lab_lock, open_driver, plan_up_for,
-                      resolve_uri)
+from .session import _finish, host_params, host_verdict, lab_lock, open_driver, plan_up_for, resolve_uri
 from .spec import LabSpec
 
 INNER_WORKERS = 4     # concurrent libvirt operations inside one student's lab
@@ -244,8 +243,7 @@ class Classroom:
             if uri not in by_host:
                 by_host[uri] = driver.observe()
             observed = by_host[uri]
-            desired = desire(self.spec, copy, params)
-            the_plan = p.plan_up(desired, observed, start=False, images_present=images_present(observed))
+            desired, the_plan = plan_up_for(self.spec, copy, params, observed, start=False, for_apply=False)
             s = lab_status(desired, observed, the_plan, simulated=getattr(driver, "simulated", False))
             s["host"] = uri
             s["subnets"] = self.record.students[student]["subnets"]

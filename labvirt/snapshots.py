@@ -91,11 +91,14 @@ def take(driver, desired: DesiredLab, observed: Observed, name: str, description
         failed = [(d, e) for d, _, e in results if e is not None]
         if failed:
             taken = [d for d, _, e in results if e is None]
-            each(taken, lambda d: driver.delete_snapshot(d, name), workers)
+            undo = each(taken, lambda d: driver.delete_snapshot(d, name), workers)
+            kept = [d for d, _, e in undo if e is not None]
             dom, err = failed[0]
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-            raise SnapshotError(f"snapshot {name!r} failed on {dom}: {err}{more}; "
-                                f"removed it from the {len(taken)} nodes that had it")
+            undone = f"removed it from the {len(taken) - len(kept)} nodes that had it"
+            if kept:
+                undone += f"; could not remove it from {', '.join(kept)}: 'labvirt snapshot delete {name}'"
+            raise SnapshotError(f"snapshot {name!r} failed on {dom}: {err}{more}; {undone}")
     finally:
         each(paused, driver.resume, workers)
     return [n.name for n in nodes]

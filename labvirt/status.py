@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import plan as p
+from .addresses import node_addresses
 from .desired import DesiredLab
 from .observed import Observed
 from .units import format_size
@@ -10,7 +11,7 @@ from .units import format_size
 _CREATE = (p.DefineNetwork, p.DefinePool, p.CreateVolume, p.DefineDomain)
 
 
-def drift(desired: DesiredLab, the_plan: p.Plan) -> list[str]:
+def drift(the_plan: p.Plan) -> list[str]:
     """What 'up' would still do, in words (run state aside: a node that is down is not drift)."""
     out = []
     for a in the_plan.actions:
@@ -18,7 +19,7 @@ def drift(desired: DesiredLab, the_plan: p.Plan) -> list[str]:
             continue
         if isinstance(a, p.UpdateDomain):
             out.append(f"{a.target}: {', '.join(a.changes)}")
-        elif isinstance(a, _CREATE) and not isinstance(a, p.UpdateDomain):
+        elif isinstance(a, _CREATE):
             out.append(f"missing: {a.target}")
         else:
             out.append(a.describe())
@@ -30,14 +31,13 @@ def lab_status(desired: DesiredLab, observed: Observed, the_plan: p.Plan,
                addresses: dict[str, dict[str, list[dict]]] | None = None, simulated: bool = False) -> dict:
     """`addresses`: domain name -> mac -> [{"ip", "source"}] as observed (may be empty)."""
     addresses = addresses or {}
+    # per NIC: planned and observed, as `labvirt ip` shows them (observed only what libvirt said)
+    nics_of = {e["domain"]: e["nics"] for e in node_addresses(
+        desired, [d.key for d in desired.domains], {name: (found, {}) for name, found in addresses.items()})}
     nodes = []
     for dom in desired.domains:
         obs = observed.domains.get(dom.name)
-        nics = []
-        for nic in dom.nics:
-            seen = addresses.get(dom.name, {}).get(nic.mac, [])
-            nics.append({"name": nic.name, "network": nic.network, "mac": nic.mac,
-                         "planned": str(nic.address) if nic.address else None, "observed": seen})
+        nics = nics_of[dom.name]
         nodes.append({
             "name": dom.key, "domain": dom.name, "role": dom.role,
             "state": obs.state if obs else "missing",
@@ -54,4 +54,4 @@ def lab_status(desired: DesiredLab, observed: Observed, the_plan: p.Plan,
                          "subnet": str(net.subnet), "active": bool(obs and obs.active),
                          "exists": obs is not None})
     return {"lab": desired.copy.lab, "student": desired.copy.student, "simulated": simulated,
-            "nodes": nodes, "networks": networks, "drift": drift(desired, the_plan)}
+            "nodes": nodes, "networks": networks, "drift": drift(the_plan)}
