@@ -124,7 +124,7 @@ def make_lab(dst: str, name: str, pool_dir: str, conn=None, source: str = EXAMPL
     text = re.sub(r'(?m)^name\s*=.*$', f'name = "{name}"', text, count=1)
     text = re.sub(r'(?m)^(description|domain_type)\s*=.*\n', "", text)
     text = re.sub(r'(?m)^\[storage\][^\[]*', "", text)
-    text = text.replace("[lab]\n", f'[lab]\ndomain_type = "qemu"\n', 1)
+    text = text.replace("[lab]\n", '[lab]\ndomain_type = "qemu"\n', 1)
     text += f'\n[storage]\npool_dir = "{pool_dir}"\n'
     _write(lab_toml, text)
     check_safe(lab)
@@ -301,35 +301,25 @@ def qemu_img_volumes(docs: Documents, directory: str) -> Ops:
 # -- labvirt ------------------------------------------------------------------------------------------
 def labvirt_up(lab: str, uri: str, workers: int) -> dict[str, float]:
     """`up` in this process: Session.open (lab, connection, host verdict), plan, apply, close."""
-    from labvirt.engine import apply
-    from labvirt.session import Session
-
-    t0 = time.perf_counter()
-    session = Session.open(lab, uri, lock=True)
-    t1 = time.perf_counter()
-    try:
-        _, the_plan = session.plan_up()
-        t2 = time.perf_counter()
-        timeline = Timeline(t0)
-        apply(the_plan, session.driver, workers=workers, on_event=timeline.event)
-        t3 = time.perf_counter()
-    finally:
-        session.close()
-    t4 = time.perf_counter()
-    return {"total": t4 - t0, "open": t1 - t0, "plan": t2 - t1, "apply": t3 - t2, "close": t4 - t3,
-            "actions": len(the_plan.actions), "timeline": timeline.rows}
+    return _timed(lab, uri, workers, lambda session: session.plan_up(for_apply=True)[1])
 
 
 def labvirt_destroy(lab: str, uri: str, workers: int) -> dict[str, float]:
-    from labvirt.engine import apply
     from labvirt.plan import plan_destroy
+
+    return _timed(lab, uri, workers, lambda session: plan_destroy(session.desired(), session.observe()))
+
+
+def _timed(lab: str, uri: str, workers: int, make_plan) -> dict:
+    """Session.open, make_plan(session), engine.apply, close: each part timed, with the action timeline."""
+    from labvirt.engine import apply
     from labvirt.session import Session
 
     t0 = time.perf_counter()
     session = Session.open(lab, uri, lock=True)
     t1 = time.perf_counter()
     try:
-        the_plan = plan_destroy(session.desired(), session.observe())
+        the_plan = make_plan(session)
         t2 = time.perf_counter()
         timeline = Timeline(t0)
         apply(the_plan, session.driver, workers=workers, on_event=timeline.event)

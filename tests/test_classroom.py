@@ -147,13 +147,18 @@ def test_one_students_failure_is_isolated(tmp_path):
     assert {"cls-s01-alpha", "cls-s01-beta", "cls-s03-alpha", "cls-s03-beta", "cls-s02-alpha"} == set(doms)
 
 
+def class_on_hosts_a_and_b(lab, pool):
+    """Give the lab a [class] table: subnet pool `pool`, simulated hosts a and b."""
+    with open(os.path.join(lab, "lab.toml"), "a") as f:
+        f.write(f'[class]\nsubnet_pool = "{pool}"\n[[class.host]]\nuri = "sim:///a"\n'
+                '[[class.host]]\nuri = "sim:///b"\n')
+    return lab
+
+
 def test_placement_across_simulated_hosts_and_refusal(tmp_path):
     sim.create_host("a", cpus=8, memory=4 * GiB, disk=100 * GiB)
     sim.create_host("b", cpus=8, memory=2 * GiB, disk=100 * GiB)
-    lab = small_lab(tmp_path, name="pl", memory="256MiB")
-    with open(os.path.join(lab, "lab.toml"), "a") as f:
-        f.write('[class]\nsubnet_pool = "10.77.0.0/16"\n[[class.host]]\nuri = "sim:///a"\n'
-                '[[class.host]]\nuri = "sim:///b"\n')
+    lab = class_on_hosts_a_and_b(small_lab(tmp_path, name="pl", memory="256MiB"), "10.77.0.0/16")
     r = run_cli("class", "up", "-n", "30", "-C", lab)
     assert r.returncode == 1 and "does not fit" in r.stderr and "sim:///b" in r.stderr
     assert host_view("a")[0] == {} and host_view("b")[0] == {}      # nothing created
@@ -201,10 +206,7 @@ def test_class_on_a_real_daemon(tmp_path, daemon):
 def test_check_students_answers_per_host_without_creating_anything(tmp_path):
     sim.create_host("a", cpus=8, memory=16 * GiB, disk=500 * GiB)
     sim.create_host("b", cpus=4, memory=8 * GiB, disk=500 * GiB)
-    lab = small_lab(tmp_path, name="fit", memory="1GiB")
-    with open(os.path.join(lab, "lab.toml"), "a") as f:
-        f.write('[class]\nsubnet_pool = "10.78.0.0/16"\n[[class.host]]\nuri = "sim:///a"\n'
-                '[[class.host]]\nuri = "sim:///b"\n')
+    lab = class_on_hosts_a_and_b(small_lab(tmp_path, name="fit", memory="1GiB"), "10.78.0.0/16")
     r = run_cli("check", "--students", "6", "--json", "-C", lab)    # 2 x (1 GiB + QEMU overhead) a copy
     fit = json.loads(r.stdout)["class"]
     assert fit["fits"] and [h["students"] for h in fit["hosts"]] == [4, 2]    # most memory left first
