@@ -108,7 +108,7 @@ def run_sim(students: int) -> dict:
 
 def _all_but(student: str, n: int) -> list[str]:
     """Every student but the rebuilt one (whose snapshot went with its disks), as -s options."""
-    from labvirt.classroom import student_names
+    from labvirt.core.class_layout import student_names
 
     return [arg for s in student_names(n) if s != student for arg in ("-s", s)]
 

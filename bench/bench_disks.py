@@ -21,13 +21,14 @@ from dataclasses import replace
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from labvirt import engine, plan as p  # noqa: E402
-from labvirt.desired import HostParams, desire  # noqa: E402
-from labvirt.driver import Driver, open_libvirt  # noqa: E402
-from labvirt.identity import LabCopy  # noqa: E402
-from labvirt.loader import load_lab  # noqa: E402
-from labvirt.observed import Observed  # noqa: E402
-from labvirt.plan import SeedIdentity  # noqa: E402
+from labvirt.ops import engine
+from labvirt.core import plan as p  # noqa: E402
+from labvirt.core.desired import HostParams, desire  # noqa: E402
+from labvirt.driver.libvirt_driver import Driver, open_libvirt  # noqa: E402
+from labvirt.core.identity import LabCopy  # noqa: E402
+from labvirt.core.loader import load_lab  # noqa: E402
+from labvirt.core.observed import Observed  # noqa: E402
+from labvirt.core.plan import SeedIdentity  # noqa: E402
 
 URI = "qemu:///system"
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "three-node")

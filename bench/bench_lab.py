@@ -3,7 +3,7 @@
 One repetition on one libvirt host (the real daemon or the simulator) measures, in this order:
 
   raw        the objects labvirt would create, created and then removed with libvirt-python one call at
-             a time (the XML is labvirt's own, rendered by labvirt.render, so the work is the same);
+             a time (the XML is labvirt's own, rendered by labvirt.core.render, so the work is the same);
              each call is timed; their sum is the sequential baseline
   qemu-img   `qemu-img create -f qcow2` of the same disks (a second baseline line for the volumes)
   labvirt    `up` then `destroy` in this process through Session + engine (imports already paid)
@@ -133,7 +133,7 @@ def make_lab(dst: str, name: str, pool_dir: str, conn=None, source: str = EXAMPL
 
 def check_safe(lab: str) -> None:
     """Refuse to benchmark a lab that could reach outside the host or not fit: checked on the loaded spec."""
-    from labvirt.loader import load_lab
+    from labvirt.core.loader import load_lab
 
     spec = load_lab(lab)
     problems = [f"network {n.name} is {n.mode}" for n in spec.networks if n.mode != "isolated"]
@@ -188,13 +188,13 @@ class Documents:
 
 
 def documents(lab: str) -> Documents:
-    """labvirt.render's XML for every object of the lab, checked against the XML labvirt's plan carries."""
-    from labvirt import plan as p
-    from labvirt.desired import HostParams, desire
-    from labvirt.identity import LabCopy
-    from labvirt.loader import load_lab
-    from labvirt.observed import Observed
-    from labvirt.render import render_domain, render_network, render_pool, render_volume, tostring
+    """labvirt.core.render's XML for every object of the lab, checked against the XML labvirt's plan carries."""
+    from labvirt.core import plan as p
+    from labvirt.core.desired import HostParams, desire
+    from labvirt.core.identity import LabCopy
+    from labvirt.core.loader import load_lab
+    from labvirt.core.observed import Observed
+    from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
 
     spec = load_lab(lab)
     desired = desire(spec, LabCopy(spec.name), HostParams(domain_type="qemu", nested_cpu="default"))
@@ -305,15 +305,15 @@ def labvirt_up(lab: str, uri: str, workers: int) -> dict[str, float]:
 
 
 def labvirt_destroy(lab: str, uri: str, workers: int) -> dict[str, float]:
-    from labvirt.plan import plan_destroy
+    from labvirt.core.plan import plan_destroy
 
     return _timed(lab, uri, workers, lambda session: plan_destroy(session.desired(), session.observe()))
 
 
 def _timed(lab: str, uri: str, workers: int, make_plan) -> dict:
     """Session.open, make_plan(session), engine.apply, close: each part timed, with the action timeline."""
-    from labvirt.engine import apply
-    from labvirt.session import Session
+    from labvirt.ops.engine import apply
+    from labvirt.ops.session import Session
 
     t0 = time.perf_counter()
     session = Session.open(lab, uri, lock=True)
@@ -475,7 +475,7 @@ def bench_host(kind: str, repeat: int, workers: int, with_cli: bool = True, log=
         docs = documents(lab)
         if kind == "sim":
             # labvirt's simulator host lives in the state dir; a connection to it is only for checks
-            from labvirt import sim
+            from labvirt.driver import simulator as sim
 
             sim.create_host("bench", replace=True)
         log(f"[{kind}] lab {name} in {lab}: {len(docs.networks)} networks, 1 pool, {len(docs.volumes)} volumes, "
@@ -581,8 +581,8 @@ def load_conditions(conn, prefix: str, busy_before: float | None = None) -> dict
 
 def _sim_conn(uri: str):
     """A read-only look at the simulator's persisted host (a fresh test:/// load of its node file)."""
-    from labvirt import sim
-    from labvirt.paths import sim_dir
+    from labvirt.driver import simulator as sim
+    from labvirt.driver.state_files import sim_dir
 
     import libvirt
 
@@ -698,8 +698,8 @@ def _op_stats(reps, attr) -> dict:
 UP_IMPORTS = """
 import time
 t = time.perf_counter()
-import labvirt.cli, labvirt.cli.progress, labvirt.session, labvirt.engine, labvirt.driver, labvirt.plan
-import labvirt.sim, labvirt.summary, rich.progress
+import labvirt.cli, labvirt.cli.progress, labvirt.ops.session, labvirt.ops.engine, labvirt.driver.libvirt_driver, labvirt.core.plan
+import labvirt.driver.simulator, labvirt.core.summary, rich.progress
 try:
     import labvirt.host.verdict, labvirt.host.facts
 except ImportError:
@@ -736,11 +736,11 @@ def import_time(repeat: int) -> dict:
 
 def plan_and_xml(repeat: int = 20) -> dict:
     """load_lab + desire + plan_up on nothing observed (renders every XML document), in this process."""
-    from labvirt import plan as p
-    from labvirt.desired import HostParams, desire
-    from labvirt.identity import LabCopy
-    from labvirt.loader import load_lab
-    from labvirt.observed import Observed
+    from labvirt.core import plan as p
+    from labvirt.core.desired import HostParams, desire
+    from labvirt.core.identity import LabCopy
+    from labvirt.core.loader import load_lab
+    from labvirt.core.observed import Observed
 
     tmp = tempfile.mkdtemp(prefix="labvirt-bench-plan-")
     try:

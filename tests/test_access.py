@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from labvirt.access import inventory, ssh_argv
-from labvirt.desired import HostParams, desire
-from labvirt.identity import LabCopy
-from labvirt.loader import load_lab
-from labvirt.uris import jump_host
+from labvirt.core.login import inventory, ssh_argv
+from labvirt.core.desired import HostParams, desire
+from labvirt.core.identity import LabCopy
+from labvirt.core.loader import load_lab
+from labvirt.core.uris import jump_host
 
 from .conftest import EXAMPLES, run_cli, small_lab
 

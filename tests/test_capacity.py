@@ -1,4 +1,4 @@
-"""labvirt.capacity: what a lab or a class needs, what a host has, and whether it fits."""
+"""labvirt.core.capacity: what a lab or a class needs, what a host has, and whether it fits."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from labvirt.capacity import (OVERLAY_ALLOWANCE, QEMU_OVERHEAD, Capacity, Needs, Overcommit, copies_that_fit, fits,
+from labvirt.core.capacity import (OVERLAY_ALLOWANCE, QEMU_OVERHEAD, Capacity, Needs, Overcommit, copies_that_fit, fits,
                               host_capacity, needs_of, shortfalls, usage)
-from labvirt.spec import ImageSpec, LabSpec, NetworkSpec, NicSpec, NodeSpec
+from labvirt.core.spec import ImageSpec, LabSpec, NetworkSpec, NicSpec, NodeSpec
 
 GiB = 1024**3
 NET = NetworkSpec("public", "nat", IPv4Network("192.168.100.0/24"), IPv4Address("192.168.100.1"),

@@ -9,10 +9,10 @@ from ipaddress import ip_network
 import libvirt
 import pytest
 
-from labvirt import classroom as cr
-from labvirt import sim
-from labvirt.capacity import Capacity, Needs, Overcommit
-from labvirt.loader import load_lab
+from labvirt.core import class_layout as cr
+from labvirt.driver import simulator as sim
+from labvirt.core.capacity import Capacity, Needs, Overcommit
+from labvirt.core.loader import load_lab
 
 from .conftest import EXAMPLES, run_cli, small_lab
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from labvirt import schema
+from labvirt.core import schema
 
 from .conftest import EXAMPLES, run_cli
 

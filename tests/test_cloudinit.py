@@ -11,11 +11,11 @@ from ipaddress import ip_interface
 
 import pytest
 
-from labvirt.cloudinit import (cloud_config, hosts_block, identity_files, meta_data, network_config,
+from labvirt.core.cloudinit import (cloud_config, hosts_block, identity_files, meta_data, network_config,
                                seed_documents, sha512_crypt, to_yaml)
-from labvirt.desired import HostParams, desire
-from labvirt.identity import LabCopy
-from labvirt.loader import load_lab
+from labvirt.core.desired import HostParams, desire
+from labvirt.core.identity import LabCopy
+from labvirt.core.loader import load_lab
 
 from .conftest import EXAMPLES as LABS
 
@@ -233,6 +233,6 @@ def test_identity_files_for_images_without_cloud_init():
 
 def test_core_modules_import_without_libvirt_or_subprocess():
     code = ("import sys; sys.modules['libvirt'] = None; sys.modules['subprocess'] = None; "
-            "import labvirt.cloudinit, labvirt.seed; print('ok')")
+            "import labvirt.core.cloudinit, labvirt.core.seed; print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr

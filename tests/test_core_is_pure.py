@@ -3,10 +3,10 @@
 import subprocess
 import sys
 
-CORE = ["labvirt.spec", "labvirt.loader", "labvirt.identity", "labvirt.desired", "labvirt.render",
-        "labvirt.observed", "labvirt.plan", "labvirt.summary", "labvirt.status", "labvirt.units", "labvirt.schema",
-        "labvirt.cloudinit", "labvirt.seed", "labvirt.classroom", "labvirt.capacity", "labvirt.addresses",
-        "labvirt.access", "labvirt.uris", "labvirt.packstack.answers"]
+CORE = ["labvirt.core.spec", "labvirt.core.loader", "labvirt.core.identity", "labvirt.core.desired", "labvirt.core.render",
+        "labvirt.core.observed", "labvirt.core.plan", "labvirt.core.summary", "labvirt.core.status", "labvirt.core.units", "labvirt.core.schema",
+        "labvirt.core.cloudinit", "labvirt.core.seed", "labvirt.core.class_layout", "labvirt.core.capacity", "labvirt.core.addresses",
+        "labvirt.core.login", "labvirt.core.uris", "labvirt.packstack.answers"]
 
 PROBE = f"""
 import sys
@@ -15,11 +15,11 @@ for banned in ("libvirt", "typer", "rich", "subprocess"):
 import importlib
 for m in {CORE!r}:
     importlib.import_module(m)
-from labvirt.loader import load_lab
-from labvirt.identity import LabCopy
-from labvirt.desired import desire, HostParams
-from labvirt.plan import plan_up
-from labvirt.observed import Observed
+from labvirt.core.loader import load_lab
+from labvirt.core.identity import LabCopy
+from labvirt.core.desired import desire, HostParams
+from labvirt.core.plan import plan_up
+from labvirt.core.observed import Observed
 spec = load_lab(sys.argv[1])
 plan = plan_up(desire(spec, LabCopy(spec.name), HostParams()), Observed())
 print(len(plan.actions))

@@ -142,7 +142,7 @@ def test_interrupted_up_is_removed_by_destroy(lab, daemon):
 
 def test_two_processes_on_one_lab_do_not_race(lab, daemon):
     directory, name = lab
-    from labvirt.session import lab_lock
+    from labvirt.ops.session import lab_lock
 
     with lab_lock(name, "", daemon):
         r = run_cli("up", "-C", directory, "-c", daemon)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from labvirt.driver import Driver, one_line
-from labvirt.parallel import each
+from labvirt.driver.libvirt_driver import Driver, one_line
+from labvirt.ops.parallel import each
 
 
 def test_first_validated_define_runs_alone_then_defines_overlap():

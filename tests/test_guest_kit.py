@@ -179,7 +179,7 @@ def _boot_and_check(daemon: str, tmp_path, kit: guest.GuestKit, seed_meta: dict 
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "64M"], check=True,
                        capture_output=True)
         if seed_meta is not None:
-            from labvirt.seed import build_seed_iso
+            from labvirt.core.seed import build_seed_iso
 
             seed = os.path.join(str(tmp_path), f"{name}-seed.iso")
             meta = "".join(f"{k}: {v}\n" for k, v in seed_meta.items())

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from labvirt.cli import app
-from labvirt.errors import LabvirtError
+from labvirt.core.errors import LabvirtError
 from labvirt.host.nested import NestedRefused
 from labvirt.host.profiles import PROFILES, profile_root
 
@@ -137,7 +137,7 @@ def test_table_output(tmp_path):
 @pytest.mark.parametrize("profile,domain_type,l2", [("pvm", "qemu", "qemu"), ("intel-nested", "kvm", "kvm"),
                                                     ("intel-no-nested", "kvm", "qemu")])
 def test_simulated_host_gives_its_profile_verdict_and_capacity(tmp_path, profile, domain_type, l2):
-    from labvirt import sim
+    from labvirt.driver import simulator as sim
 
     sim.create_host("h1", cpus=2, memory=4 * 2**30, profile=profile)
     from .conftest import EXAMPLES

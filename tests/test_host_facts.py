@@ -7,7 +7,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from labvirt.errors import LabvirtError
+from labvirt.core.errors import LabvirtError
 from labvirt.host.facts import Route, read_host
 from labvirt.host.profiles import PROFILES, profile_root
 

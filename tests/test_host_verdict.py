@@ -7,7 +7,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from labvirt.capacity import Capacity, Needs
+from labvirt.core.capacity import Capacity, Needs
 from labvirt.host.facts import HostFacts, Route, read_host
 from labvirt.host.findings import blocked, findings
 from labvirt.host.libvirt_info import LibvirtInfo, parse_capabilities, version_string
@@ -15,7 +15,7 @@ from labvirt.host.networks import LabNetwork, free_subnet
 from labvirt.host.profiles import PROFILES, profile_root
 from labvirt.host.tools import Tool
 from labvirt.host.verdict import verdict
-from labvirt.observed import ObservedNetwork, Owner
+from labvirt.core.observed import ObservedNetwork, Owner
 
 GiB = 1024**3
 
@@ -215,7 +215,7 @@ def test_remote_uri_warns_that_l0_is_this_machine():
     assert row.status == "warn" and "lab-host" in row.fix
 
 
-PURE = ["labvirt.capacity", "labvirt.host.facts", "labvirt.host.modprobe", "labvirt.host.verdict",
+PURE = ["labvirt.core.capacity", "labvirt.host.facts", "labvirt.host.modprobe", "labvirt.host.verdict",
         "labvirt.host.findings", "labvirt.host.networks", "labvirt.host.profiles"]
 
 

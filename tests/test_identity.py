@@ -1,7 +1,7 @@
 from ipaddress import ip_address, ip_network
 
-from labvirt.identity import LabCopy
-from labvirt.loader import load_lab
+from labvirt.core.identity import LabCopy
+from labvirt.core.loader import load_lab
 
 from .conftest import EXAMPLES
 

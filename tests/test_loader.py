@@ -7,8 +7,8 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
-from labvirt.errors import SpecError
-from labvirt.loader import load_lab
+from labvirt.core.errors import SpecError
+from labvirt.core.loader import load_lab
 
 from .conftest import EXAMPLES, write_lab
 

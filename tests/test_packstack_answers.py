@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from labvirt.desired import HostParams, desire
-from labvirt.errors import LabvirtError, SpecError
-from labvirt.identity import LabCopy
-from labvirt.loader import load_lab
+from labvirt.core.desired import HostParams, desire
+from labvirt.core.errors import LabvirtError, SpecError
+from labvirt.core.identity import LabCopy
+from labvirt.core.loader import load_lab
 from labvirt.packstack import (apply_overrides, known_keys, known_services, mask, overrides, password_keys,
                                service_switches)
 from labvirt.packstack.answers import ADDED_COMMENT, MASK, _KEY_RE, _lines

@@ -35,7 +35,7 @@ def test_answers_for_both_example_labs(example, ctl, computes, iface):
 
 
 def test_virt_type_follows_the_nested_verdict():
-    from labvirt import sim
+    from labvirt.driver import simulator as sim
 
     sim.create_host("pvm", profile="pvm")
     sim.create_host("nonest", profile="intel-no-nested")

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from labvirt import plan as p
-from labvirt.desired import HostParams, desire
-from labvirt.identity import LabCopy
-from labvirt.loader import load_lab
-from labvirt.observed import Observed, Owner, parse_domain, parse_network, parse_pool, parse_volume
-from labvirt.render import render_domain, render_network, render_pool, render_volume, tostring
+from labvirt.core import plan as p
+from labvirt.core.desired import HostParams, desire
+from labvirt.core.identity import LabCopy
+from labvirt.core.loader import load_lab
+from labvirt.core.observed import Observed, Owner, parse_domain, parse_network, parse_pool, parse_volume
+from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
 
 from .conftest import EXAMPLES
 

@@ -10,11 +10,11 @@ import os
 import libvirt
 import pytest
 
-from labvirt import schema
-from labvirt.desired import HostParams, desire
-from labvirt.identity import LabCopy
-from labvirt.loader import load_lab
-from labvirt.render import render_domain, render_network, render_pool, render_volume, tostring
+from labvirt.core import schema
+from labvirt.core.desired import HostParams, desire
+from labvirt.core.identity import LabCopy
+from labvirt.core.loader import load_lab
+from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
 
 from .conftest import EXAMPLES, ROOT
 

@@ -10,11 +10,11 @@ from ipaddress import ip_interface
 import pycdlib
 import pytest
 
-from labvirt.cloudinit import seed_documents, sha512_crypt
-from labvirt.desired import HostParams, desire
-from labvirt.identity import LabCopy
-from labvirt.loader import load_lab
-from labvirt.seed import SEED_LABEL, build_seed_iso, iso9660_name, read_seed_iso, seed_label
+from labvirt.core.cloudinit import seed_documents, sha512_crypt
+from labvirt.core.desired import HostParams, desire
+from labvirt.core.identity import LabCopy
+from labvirt.core.loader import load_lab
+from labvirt.core.seed import SEED_LABEL, build_seed_iso, iso9660_name, read_seed_iso, seed_label
 
 from .conftest import EXAMPLES
 

@@ -8,8 +8,8 @@ import os
 import libvirt
 import pytest
 
-from labvirt import sim
-from labvirt.errors import LockedError
+from labvirt.driver import simulator as sim
+from labvirt.core.errors import LockedError
 
 from .conftest import run_cli, small_lab
 
@@ -129,7 +129,7 @@ def test_dry_run_changes_nothing_and_the_generated_password_is_shown_only_on_req
     assert run_cli("up", "-C", EXAMPLES["standard"], "-c", "sim").returncode == 0    # seeds: password made
     r = run_cli("password", "-C", EXAMPLES["standard"])
     assert r.returncode == 0 and len(r.stdout.strip()) >= 12
-    from labvirt.paths import lab_state_dir
+    from labvirt.driver.state_files import lab_state_dir
 
     secret = os.path.join(lab_state_dir("openstack"), "root-password")
     assert oct(os.stat(secret).st_mode & 0o777) == "0o600"

@@ -9,8 +9,8 @@ import subprocess
 import libvirt
 import pytest
 
-from labvirt import snapshots
-from labvirt.observed import ObservedDisk, ObservedDomain
+from labvirt.ops import snapshots
+from labvirt.core.observed import ObservedDisk, ObservedDomain
 
 from .conftest import run_cli, small_lab
 
@@ -18,7 +18,7 @@ from .conftest import run_cli, small_lab
 def states(uri, prefix):
     conn = libvirt.open(uri) if not uri.startswith("sim") else None
     if conn is None:
-        from labvirt import sim
+        from labvirt.driver import simulator as sim
 
         path = os.path.join(sim.sim_dir(uri.split("///")[-1] if "///" in uri else "default"), "node.xml")
         conn = libvirt.open(f"test://{path}")

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from . import lab as _lab
+from labvirt.cli import lab as _lab
 
 app = typer.Typer(
     name="labvirt",
@@ -42,12 +42,12 @@ _register_optional()
 
 
 def main() -> None:
-    from ..errors import LabvirtError
+    from labvirt.core.errors import LabvirtError
 
     try:
         app()   # standalone: click reports usage errors and exits itself
     except LabvirtError as e:
-        from .output import err
+        from labvirt.cli.output import err
 
         err().print(f"[red]error:[/] {_escape(str(e))}")
         sys.exit(e.exit_code)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import Connect, Json, LabDir, default_dir
+from labvirt.cli.options import Connect, Json, LabDir, default_dir
 
 class_app = typer.Typer(help="Class mode: one isolated copy of the lab per student, rebuilt in seconds.",
                         no_args_is_help=True)
@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
 
 @contextlib.contextmanager
 def _classroom(directory: str, connect: str | None):
-    from ..classrun import Classroom
-    from ..loader import load_lab
+    from labvirt.ops.class_commands import Classroom
+    from labvirt.core.loader import load_lab
 
     with Classroom(load_lab(directory or default_dir()), connect) as c:
         yield c
@@ -34,7 +34,7 @@ def _progress(title: str, students: list[str]):
     """A row per student (waiting, then its outcome), on stderr."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from .output import err
+    from labvirt.cli.output import err
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err(), transient=True) as bar:
         tasks = {s: bar.add_task(f"{s}: {title}...", total=1) for s in students}
@@ -50,7 +50,7 @@ def _progress(title: str, students: list[str]):
 
 
 def _finish(title: str, outcomes) -> None:
-    from .output import err
+    from labvirt.cli.output import err
 
     failed = [o for o in outcomes if not o.ok]
     ok = len(outcomes) - len(failed)
@@ -78,8 +78,8 @@ def class_up(
     """Create (or complete) every student's copy: own names, bridges, subnets; overlays on shared images."""
     import os
 
-    from .. import classroom as cr
-    from .output import note
+    from labvirt.core import class_layout as cr
+    from labvirt.cli.output import note
 
     with _classroom(directory, connect) as c:
         names = list(c.config.roster)
@@ -93,7 +93,7 @@ def class_up(
             names += cr.student_names(students)
         names = list(dict.fromkeys(names)) or list(c.record.students)
         if not names:
-            from ..errors import LabvirtError
+            from labvirt.core.errors import LabvirtError
 
             raise LabvirtError("no students: give --students N or --roster, or [class] roster in lab.toml")
         try:
@@ -109,8 +109,8 @@ def class_up(
 def _print_lacks(rows) -> None:
     from rich.table import Table
 
-    from ..units import format_size
-    from .output import err
+    from labvirt.core.units import format_size
+    from labvirt.cli.output import err
 
     t = Table(title="the class does not fit: what each host lacks", title_justify="left")
     for col in ("host", "CPUs", "memory", "disk free", "copies that fit", "lacks for the whole class"):
@@ -125,7 +125,7 @@ def _print_lacks(rows) -> None:
 @class_app.command("status")
 def class_status(directory: LabDir = "", connect: Connect = None, json_out: Json = False) -> None:
     """A student-by-node table: state, address, current snapshot; and a summary line."""
-    from .output import out, print_json
+    from labvirt.cli.output import out, print_json
 
     with _classroom(directory, connect) as c:
         data = c.status()

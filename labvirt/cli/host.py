@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import Connect, Json, LabDir, default_dir
+from labvirt.cli.options import Connect, Json, LabDir, default_dir
 
 HostRoot = Annotated[Optional[str], typer.Option(
     "--host-root", metavar="DIR", show_default=False,
@@ -30,12 +30,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _root(host_root: str | None, profile: str | None) -> str:
-    from ..errors import LabvirtError
+    from labvirt.core.errors import LabvirtError
 
     if host_root and profile:
         raise LabvirtError("give either --host-root or --profile, not both")
     if profile:
-        from ..host.profiles import profile_root
+        from labvirt.host.profiles import profile_root
 
         return profile_root(profile)
     if host_root:
@@ -64,22 +64,22 @@ def check(
     """
     import os
 
-    from ..host.check import run_check
-    from ..loader import LAB_FILE, load_lab
-    from ..session import resolve_uri
-    from .output import print_json
+    from labvirt.host.check import run_check
+    from labvirt.core.loader import LAB_FILE, load_lab
+    from labvirt.ops.session import resolve_uri
+    from labvirt.cli.output import print_json
 
     root = _root(host_root, profile)
     lab_dir = directory or default_dir()
     spec = load_lab(lab_dir) if os.path.isfile(os.path.join(lab_dir, LAB_FILE)) else None
     uri = resolve_uri(connect)
-    from .. import sim
+    from labvirt.driver import simulator as sim
 
     if sim.parse_uri(uri) is not None:
         # a simulated host: its profile is the host root, its capacity what it was created with
-        from ..capacity import host_capacity
-        from ..host.profiles import profile_root
-        from ..session import open_driver
+        from labvirt.core.capacity import host_capacity
+        from labvirt.host.profiles import profile_root
+        from labvirt.ops.session import open_driver
 
         with open_driver(uri) as driver:
             info = driver.host_info()
@@ -91,7 +91,7 @@ def check(
         report = run_check(root, uri, spec, students)
     fit = None
     if spec is not None and students > 1:
-        from ..classrun import Classroom
+        from labvirt.ops.class_commands import Classroom
 
         with Classroom(spec, connect) as c:     # read-only: placement is computed, not recorded
             fit = c.fit(students)
@@ -111,8 +111,8 @@ def check(
 def _print_fit(fit: dict) -> None:
     from rich.table import Table
 
-    from ..units import format_size
-    from .output import out
+    from labvirt.core.units import format_size
+    from labvirt.cli.output import out
 
     t = Table(title=f"class of {fit['students']}: placement on the class's hosts", title_justify="left")
     for col in ("host", "students", "vCPUs need / host (x overcommit)", "memory", "disk", "lacks"):
@@ -133,7 +133,7 @@ def _print_fit(fit: dict) -> None:
 def _print_report(report) -> None:
     from rich.table import Table
 
-    from .output import out
+    from labvirt.cli.output import out
 
     v = report.verdict
     what = f"lab {report.lab!r}" + (f" x {report.students}" if report.students > 1 else "") if report.lab else "no lab"
@@ -172,15 +172,15 @@ def nested(
     Writes /etc/modprobe.d/labvirt-nested.conf, disables lines that would undo it, and reloads
     kvm_intel/kvm_amd when no VM is running.
     """
-    from ..host.facts import read_host
-    from .output import print_json
+    from labvirt.host.facts import read_host
+    from labvirt.cli.output import print_json
 
     root = _root(host_root, None)
     facts = read_host(root)
     if action == NestedAction.status:
         _nested_status(facts, json_out)
         return
-    from ..host.nested import apply_nested, plan_nested
+    from labvirt.host.nested import apply_nested, plan_nested
 
     plan = plan_nested(facts, action.value)
     data = {"action": plan.action, "module": plan.module, "want": plan.want, "current": plan.current,
@@ -200,7 +200,7 @@ def nested(
     if json_out:
         print_json(data)
     else:
-        from .output import note, ok
+        from labvirt.cli.output import note, ok
 
         for path in result.written:
             ok(f"wrote {path}")
@@ -212,13 +212,13 @@ def nested(
         else:
             note(f"{state} now; {plan.want} from its next load")
     if result.error:
-        from ..errors import DriverError
+        from labvirt.core.errors import DriverError
 
         raise DriverError(result.error)
 
 
 def _show_plan(plan) -> None:
-    from .output import note, out
+    from labvirt.cli.output import note, out
 
     if not plan.edits:
         note(f"/etc/modprobe.d already gives {plan.module} nested {plan.want}: no file to change")
@@ -234,9 +234,9 @@ def _show_plan(plan) -> None:
 
 
 def _nested_status(facts, json_out: bool) -> None:
-    from ..host.findings import modprobe_findings
-    from ..host.verdict import verdict
-    from .output import out, print_json
+    from labvirt.host.findings import modprobe_findings
+    from labvirt.host.verdict import verdict
+    from labvirt.cli.output import out, print_json
 
     v = verdict(facts)
     found = modprobe_findings(v)
@@ -257,14 +257,14 @@ def _nested_status(facts, json_out: bool) -> None:
 
 def _running_vms(connect: str | None) -> int | None:
     """Running domains at the URI (None when libvirt cannot tell: modprobe -r refuses a busy module anyway)."""
-    from ..errors import LabvirtError
-    from ..session import resolve_uri
+    from labvirt.core.errors import LabvirtError
+    from labvirt.ops.session import resolve_uri
 
     uri = resolve_uri(connect)
     if uri == "sim" or uri.startswith("sim:"):
         return None
     try:
-        from ..host.libvirt_info import open_connection
+        from labvirt.host.libvirt_info import open_connection
 
         conn = open_connection(uri)
     except LabvirtError:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import Connect, Json, LabDir, default_dir
+from labvirt.cli.options import Connect, Json, LabDir, default_dir
 
 image_app = typer.Typer(help="Golden images: build once per recipe, shared by every node and student.",
                         no_args_is_help=True)
@@ -27,7 +27,7 @@ def image_build(
     connect: Connect = None,
 ) -> None:
     """Build golden images with virt-builder and store them in libvirt's labvirt-images pool."""
-    from ..session import Session
+    from labvirt.ops.session import Session
 
     with Session.open(directory or default_dir(), connect) as session:
         spec = session.spec
@@ -37,8 +37,8 @@ def image_build(
 
 def build_images(session, names: list[str], force: bool) -> None:
     """Build each recipe's golden image on the session's host, showing virt-builder's progress live."""
-    from .. import images
-    from .output import err, ok
+    from labvirt.ops import images
+    from labvirt.cli.output import err, ok
 
     for name in names:
         with err().status(f"building image {name}") as status:
@@ -57,10 +57,10 @@ def image_list(directory: LabDir = "", connect: Connect = None, json_out: Json =
     """Golden images: recipe hash, size on disk, virtual size, and which lab disks use them."""
     import os
 
-    from .. import images
-    from ..session import Session
-    from ..units import format_size
-    from .output import out, print_json
+    from labvirt.ops import images
+    from labvirt.ops.session import Session
+    from labvirt.core.units import format_size
+    from labvirt.cli.output import out, print_json
 
     lab_here = os.path.exists(os.path.join(directory or default_dir(), "lab.toml"))
     with Session.open(directory or default_dir(), connect, need_lab=lab_here) as session:
@@ -77,7 +77,7 @@ def image_list(directory: LabDir = "", connect: Connect = None, json_out: Json =
     if json_out:
         print_json(rows)
         return
-    from .tables import _table
+    from labvirt.cli.tables import _table
 
     t = _table("Golden images", "name", "hash", "built", "on disk", "virtual", "used by", "current")
     for r in rows:
@@ -89,9 +89,9 @@ def image_list(directory: LabDir = "", connect: Connect = None, json_out: Json =
 @image_app.command("remove")
 def image_remove(name: str, directory: LabDir = "", connect: Connect = None) -> None:
     """Remove a golden image (all its versions); refused while a lab disk is backed by it."""
-    from .. import images
-    from ..session import Session
-    from .output import ok
+    from labvirt.ops import images
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import ok
 
     with Session.open(directory or default_dir(), connect) as session:
         observed = session.observe()
@@ -111,10 +111,10 @@ def sim_create(
     replace: Annotated[bool, typer.Option("--replace", help="Start over if it exists.")] = False,
 ) -> None:
     """Create a simulated libvirt host with a capacity and a host profile (use it as --connect sim:///NAME)."""
-    from .. import sim
-    from ..errors import LabvirtError
-    from ..units import parse_size
-    from .output import ok
+    from labvirt.driver import simulator as sim
+    from labvirt.core.errors import LabvirtError
+    from labvirt.core.units import parse_size
+    from labvirt.cli.output import ok
 
     try:
         mem, dsk = parse_size(memory), parse_size(disk)
@@ -127,11 +127,11 @@ def sim_create(
 
 def _check_profile(profile: str) -> None:
     try:
-        from ..host.profiles import PROFILES
+        from labvirt.host.profiles import PROFILES
     except ImportError:
         return
     if profile not in PROFILES:
-        from ..errors import LabvirtError
+        from labvirt.core.errors import LabvirtError
 
         raise LabvirtError(f"--profile: got {profile!r}; allowed: {', '.join(PROFILES)}")
 
@@ -142,9 +142,9 @@ def sim_list(json_out: Json = False) -> None:
     import dataclasses
     import os
 
-    from .. import sim
-    from ..paths import state_home
-    from .output import out, print_json
+    from labvirt.driver import simulator as sim
+    from labvirt.driver.state_files import state_home
+    from labvirt.cli.output import out, print_json
 
     base = os.path.join(state_home(), "sim")
     names = sorted(os.listdir(base)) if os.path.isdir(base) else []
@@ -162,8 +162,8 @@ def sim_remove(name: str) -> None:
     """Forget a simulated host and everything on it."""
     import shutil
 
-    from .. import sim
-    from .output import ok
+    from labvirt.driver import simulator as sim
+    from labvirt.cli.output import ok
 
     host = sim.load_host(name)
     with sim.locked(host.directory):
@@ -176,13 +176,13 @@ def password(directory: LabDir = "", student: Annotated[Optional[str], typer.Opt
     """Print the lab's generated root password (kept 0600 in labvirt's state; shown only here)."""
     import sys
 
-    from ..builder import root_password_file, show_root_password
-    from ..loader import load_lab
+    from labvirt.driver.virt_builder import root_password_file, show_root_password
+    from labvirt.core.loader import load_lab
 
     spec = load_lab(directory or default_dir())
     given = [i for i in spec.images if i.root_password and i.root_password.startswith("file:")]
     if given and len(given) == len(spec.images):
-        from ..errors import LabvirtError
+        from labvirt.core.errors import LabvirtError
 
         raise LabvirtError(f"the lab's recipes take their password from a file: {root_password_file(given[0], spec.name)}")
     sys.stdout.write(show_root_password(spec.name, student or "") + "\n")

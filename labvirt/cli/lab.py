@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import Connect, Json, LabDir, Student, default_dir
+from labvirt.cli.options import Connect, Json, LabDir, Student, default_dir
 
 Recreate = Annotated[bool, typer.Option("--recreate", help="Recreate nodes whose change cannot be applied in place.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Only show the plan; change nothing.")]
@@ -29,8 +29,8 @@ def init(
     name: Annotated[Optional[str], typer.Option(help="Lab name (default: the directory's name).")] = None,
 ) -> None:
     """Scaffold a new lab directory (controller + compute, NAT and host-only networks)."""
-    from ..scaffold import scaffold
-    from .output import ok
+    from labvirt.scaffold import scaffold
+    from labvirt.cli.output import ok
 
     created = scaffold(directory, name)
     ok(f"created lab {created!r} in {directory}; edit lab.toml, domains/, networks/, images/, then 'labvirt plan -C {directory}'")
@@ -47,16 +47,16 @@ def plan(
     domain_type: DomainType = None,
 ) -> None:
     """Show what 'up' would create or change (networks, nodes, volumes), as tables or --json."""
-    from ..session import Session
-    from ..summary import describe
-    from .output import print_json, warn
+    from labvirt.ops.session import Session
+    from labvirt.core.summary import describe
+    from labvirt.cli.output import print_json, warn
 
     session = Session.open(directory or default_dir(), connect, student, offline=offline, domain_type=domain_type)
     with session:
         desired, the_plan = session.plan_up()
     if xml:
         written = write_xml(desired, the_plan, xml)
-        from .output import ok
+        from labvirt.cli.output import ok
 
         ok(f"wrote {len(written)} XML documents to {xml}")
     data = describe(desired, the_plan)
@@ -64,7 +64,7 @@ def plan(
     if json_out:
         print_json(data)
     else:
-        from .tables import print_plan
+        from labvirt.cli.tables import print_plan
 
         print_plan(data)
     for w in desired.warnings:
@@ -74,7 +74,7 @@ def plan(
 def write_xml(desired, the_plan, directory: str) -> list[str]:
     import os
 
-    from ..render import render_domain, render_network, render_pool, render_volume, tostring
+    from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
 
     os.makedirs(directory, exist_ok=True)
     docs = [(f"network-{n.name}.xml", render_network(n)) for n in desired.networks]
@@ -92,9 +92,9 @@ def write_xml(desired, the_plan, directory: str) -> list[str]:
 
 
 def _apply(session, the_plan, title: str, workers: int, shutdown_timeout: float = 60.0):
-    from ..engine import apply
-    from .output import note
-    from .progress import progress
+    from labvirt.ops.engine import apply
+    from labvirt.cli.output import note
+    from labvirt.cli.progress import progress
 
     with progress(title, len(the_plan.actions)) as on_event:
         result = apply(the_plan, session.driver, workers=workers, on_event=on_event,
@@ -118,15 +118,15 @@ def up(
     json_out: Json = False,
 ) -> None:
     """Create or update the lab on the libvirt host and start its nodes. A second run changes nothing."""
-    from ..session import Session
-    from ..summary import describe
-    from .output import ok, print_json, warn
+    from labvirt.ops.session import Session
+    from labvirt.core.summary import describe
+    from labvirt.cli.output import ok, print_json, warn
 
     with Session.open(directory or default_dir(), connect, student, lock=not dry_run,
                       domain_type=domain_type) as session:
         desired, the_plan = session.plan_up(recreate=recreate, start=not no_start, for_apply=not dry_run)
         if the_plan.missing_images and not (dry_run or no_build) and len(the_plan.missing_images) == len(the_plan.blockers):
-            from .images import build_images
+            from labvirt.cli.images import build_images
 
             build_images(session, list(the_plan.missing_images), force=False)
             desired, the_plan = session.plan_up(recreate=recreate, start=not no_start, for_apply=True)
@@ -138,7 +138,7 @@ def up(
             if json_out:
                 print_json(data)
             else:
-                from .tables import print_plan
+                from labvirt.cli.tables import print_plan
 
                 print_plan(data)
             return
@@ -166,15 +166,15 @@ def down(
     """Shut the lab's nodes down (graceful, bounded by --timeout, then power off)."""
     if purge:
         return destroy(directory, connect, student, workers=workers)
-    from ..plan import plan_down
-    from ..session import Session
-    from .output import ok
+    from labvirt.core.plan import plan_down
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import ok
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as session:
         desired = session.desired()
         the_plan = plan_down(desired, session.observe())
         if the_plan.blockers:
-            from ..errors import ConflictError
+            from labvirt.core.errors import ConflictError
 
             raise ConflictError(the_plan.blockers[0])
         if the_plan.empty:
@@ -191,9 +191,9 @@ def destroy(
     workers: Workers = 8,
 ) -> None:
     """Remove the lab: nodes (with snapshots), disks, pool and networks. Only objects labvirt made."""
-    from ..plan import plan_destroy
-    from ..session import Session
-    from .output import ok
+    from labvirt.core.plan import plan_destroy
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import ok
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as session:
         desired = session.desired()
@@ -204,7 +204,7 @@ def destroy(
             _apply(session, the_plan, f"destroy {desired.copy.prefix}", workers)
             ok(f"lab {desired.copy.prefix} removed: {len(the_plan.actions)} actions")
         for b in the_plan.blockers:
-            from .output import warn
+            from labvirt.cli.output import warn
 
             warn(b)
 
@@ -216,9 +216,9 @@ def status(
     json_out: Json = False,
 ) -> None:
     """Nodes (state, vCPU, memory, addresses, snapshot), networks, and drift from the lab file."""
-    from ..session import Session
-    from ..status import lab_status
-    from .output import print_json
+    from labvirt.ops.session import Session
+    from labvirt.core.status import lab_status
+    from labvirt.cli.output import print_json
 
     with Session.open(directory or default_dir(), connect, student) as session:
         desired, the_plan = session.plan_up(start=False)
@@ -233,6 +233,6 @@ def status(
     if json_out:
         print_json(data)
     else:
-        from .tables import print_status
+        from labvirt.cli.tables import print_status
 
         print_status(data)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .options import Connect, Json, LabDir, Student, default_dir
+from labvirt.cli.options import Connect, Json, LabDir, Student, default_dir
 
 
 class _SnapshotGroup(TyperGroup):
@@ -40,9 +40,9 @@ def snapshot_create(
     directory: LabDir = "", connect: Connect = None, student: Student = None,
 ) -> None:
     """Snapshot every node at one moment (memory too for running nodes). All or nothing."""
-    from .. import snapshots
-    from ..session import Session
-    from .output import err, ok
+    from labvirt.ops import snapshots
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import err, ok
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as s:
         desired = s.desired()
@@ -57,9 +57,9 @@ def snapshot_list(directory: LabDir = "", connect: Connect = None, student: Stud
     """Lab snapshots with description, time, and per-node state."""
     import datetime
 
-    from .. import snapshots
-    from ..session import Session
-    from .output import out, print_json
+    from labvirt.ops import snapshots
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import out, print_json
 
     with Session.open(directory or default_dir(), connect, student) as s:
         desired = s.desired()
@@ -67,7 +67,7 @@ def snapshot_list(directory: LabDir = "", connect: Connect = None, student: Stud
     if json_out:
         print_json({"lab": desired.copy.lab, "student": desired.copy.student, "snapshots": data})
         return
-    from .tables import _table
+    from labvirt.cli.tables import _table
 
     t = _table(f"Snapshots of {desired.copy.prefix}", "name", "created", "nodes", "description")
     for e in data:
@@ -80,9 +80,9 @@ def snapshot_list(directory: LabDir = "", connect: Connect = None, student: Stud
 @snapshot_app.command("revert")
 def snapshot_revert(name: str, directory: LabDir = "", connect: Connect = None, student: Student = None) -> None:
     """Bring every node back to snapshot NAME, running or not as it was then."""
-    from .. import snapshots
-    from ..session import Session
-    from .output import err, ok
+    from labvirt.ops import snapshots
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import err, ok
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as s:
         desired = s.desired()
@@ -94,9 +94,9 @@ def snapshot_revert(name: str, directory: LabDir = "", connect: Connect = None, 
 @snapshot_app.command("delete")
 def snapshot_delete(name: str, directory: LabDir = "", connect: Connect = None, student: Student = None) -> None:
     """Delete snapshot NAME from every node."""
-    from .. import snapshots
-    from ..session import Session
-    from .output import ok
+    from labvirt.ops import snapshots
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import ok
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as s:
         desired = s.desired()
@@ -113,10 +113,10 @@ def ip(
     """Addresses per NIC: planned (DHCP reservation) and observed (lease, guest agent, ARP)."""
     import time
 
-    from ..addresses import has_observed, node_addresses
-    from ..errors import LabvirtError, NotFoundError
-    from ..session import Session
-    from .output import out, print_json
+    from labvirt.core.addresses import has_observed, node_addresses
+    from labvirt.core.errors import LabvirtError, NotFoundError
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import out, print_json
 
     with Session.open(directory or default_dir(), connect, student) as s:
         desired = s.desired()
@@ -167,9 +167,9 @@ def console(
     """Attach to a node's serial console (Ctrl+] leaves), or print it for scripts (--tail / --capture)."""
     import sys
 
-    from .. import console as con
-    from ..errors import NotFoundError, UnsupportedError
-    from ..session import Session
+    from labvirt.driver import console as con
+    from labvirt.core.errors import NotFoundError, UnsupportedError
+    from labvirt.ops.session import Session
 
     if tail is None:
         con.prepare()        # libvirt's event loop must exist before the connection is opened
@@ -185,7 +185,7 @@ def console(
             obs = s.observe().domains.get(dom.name)
             if obs is None or not obs.serial_log:
                 raise NotFoundError(f"{dom.name} has no serial log (run 'labvirt up')")
-            from ..uris import is_local
+            from labvirt.core.uris import is_local
 
             if not is_local(s.uri):
                 raise UnsupportedError(f"the console log is on the remote host ({obs.serial_log}); use --capture SECONDS")
@@ -201,8 +201,8 @@ def hosts(directory: LabDir = "", student: Student = None) -> None:
     """Print an /etc/hosts block for the lab (between BEGIN/END markers)."""
     import sys
 
-    from ..cloudinit import hosts_block
-    from ..session import Session
+    from labvirt.core.cloudinit import hosts_block
+    from labvirt.ops.session import Session
 
     with Session.open(directory or default_dir(), None, student, offline=True) as s:
         sys.stdout.write(hosts_block(s.desired()))
@@ -212,9 +212,9 @@ def inventory(directory: LabDir = "", student: Student = None) -> None:
     """Print an Ansible inventory (groups controller / compute / ...) for the lab."""
     import sys
 
-    from ..access import inventory as render
-    from ..keys import lab_key
-    from ..session import Session
+    from labvirt.core.login import inventory as render
+    from labvirt.driver.ssh_keys import lab_key
+    from labvirt.ops.session import Session
 
     with Session.open(directory or default_dir(), None, student, offline=True) as s:
         key, _ = lab_key(s.copy.lab, s.copy.student)
@@ -229,12 +229,12 @@ def ssh(
     """ssh to a node with the lab's user, key and address (through the libvirt host for qemu+ssh URIs)."""
     import os
 
-    from ..access import login_address, ssh_argv
-    from ..errors import LabvirtError, NotFoundError
-    from ..keys import lab_key
-    from ..paths import lab_state_dir
-    from ..session import Session
-    from ..uris import jump_host
+    from labvirt.core.login import login_address, ssh_argv
+    from labvirt.core.errors import LabvirtError, NotFoundError
+    from labvirt.driver.ssh_keys import lab_key
+    from labvirt.driver.state_files import lab_state_dir
+    from labvirt.ops.session import Session
+    from labvirt.core.uris import jump_host
 
     with Session.open(directory or default_dir(), connect, student) as s:
         desired = s.desired()

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import Connect, Json, LabDir, Student, default_dir
+from labvirt.cli.options import Connect, Json, LabDir, Student, default_dir
 
 packstack_app = typer.Typer(help="Packstack around the lab: answers from the topology, runs between snapshots.",
                             no_args_is_help=True)
@@ -17,9 +17,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _overrides(session) -> dict:
-    from ..packstack.answers import overrides, password_keys
-    from ..packstack.run import nova_virt_type
-    from ..packstack.secrets import lab_passwords
+    from labvirt.packstack.answers import overrides, password_keys
+    from labvirt.packstack.run import nova_virt_type
+    from labvirt.packstack.secrets import lab_passwords
 
     spec, copy = session.spec, session.copy
     desired = session.desired()
@@ -30,7 +30,7 @@ def _overrides(session) -> dict:
 
 
 def _apply_to(text: str, values: dict) -> str:
-    from ..packstack.answers import apply_overrides, known_keys
+    from labvirt.packstack.answers import apply_overrides, known_keys
 
     return apply_overrides(text, values, known_keys())
 
@@ -48,10 +48,10 @@ def answers(
     """The answer-file settings that follow from the lab (hosts, br-ex, services, passwords, virt type)."""
     import sys
 
-    from ..packstack.answers import mask
-    from ..paths import write_private
-    from ..session import Session
-    from .output import ok, print_json
+    from labvirt.packstack.answers import mask
+    from labvirt.driver.state_files import write_private
+    from labvirt.ops.session import Session
+    from labvirt.cli.output import ok, print_json
 
     with Session.open(directory or default_dir(), connect, student, offline=offline) as s:
         values = _overrides(s)
@@ -60,7 +60,7 @@ def answers(
             with open(apply, newline="") as f:
                 text = f.read()
         except OSError as e:
-            from ..errors import LabvirtError
+            from labvirt.core.errors import LabvirtError
 
             raise LabvirtError(f"--apply {apply}: {e.strerror}") from None
         result = _apply_to(text, values)
@@ -92,18 +92,18 @@ def run(
     """Snapshot pre-packstack, run packstack on the controller (output streamed), snapshot post-packstack."""
     import os
 
-    from ..access import ssh_argv
-    from ..errors import LabvirtError
-    from ..keys import lab_key
-    from ..packstack import run as runner
-    from ..paths import lab_state_dir
-    from ..session import Session
-    from ..uris import jump_host
-    from .output import err, ok
+    from labvirt.core.login import ssh_argv
+    from labvirt.core.errors import LabvirtError
+    from labvirt.driver.ssh_keys import lab_key
+    from labvirt.packstack import run as runner
+    from labvirt.driver.state_files import lab_state_dir
+    from labvirt.ops.session import Session
+    from labvirt.core.uris import jump_host
+    from labvirt.cli.output import err, ok
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as s:
         if s.simulated and command is None:
-            from ..errors import UnsupportedError
+            from labvirt.core.errors import UnsupportedError
 
             raise UnsupportedError(f"{s.uri} is simulated: there is no controller to run packstack on; "
                                    "--command CMD substitutes the remote run")

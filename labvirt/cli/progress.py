@@ -7,10 +7,10 @@ import contextlib
 
 @contextlib.contextmanager
 def progress(title: str, total: int):
-    """Yields an on_event(kind, action, error) callback for labvirt.engine.apply."""
+    """Yields an on_event(kind, action, error) callback for labvirt.ops.engine.apply."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .output import err
+    from labvirt.cli.output import err
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err(), transient=True, disable=total == 0) as bar:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .output import out
+from labvirt.cli.output import out
 
 
 def _table(title: str, *columns: str):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 def decide(root: str = "/"):
     """The verdict for the host under `root` (a convenience for the plan: domain type, nested CPU)."""
-    from .facts import read_host
-    from .verdict import verdict
+    from labvirt.host.facts import read_host
+    from labvirt.host.verdict import verdict
 
     return verdict(read_host(root))

@@ -8,12 +8,12 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..capacity import Capacity, Needs, Overcommit, host_capacity, needs_of
-from ..errors import ConnectionFailed, DriverError
-from .facts import HostFacts, read_host
-from .findings import Finding, blocked, findings
-from .networks import lab_networks
-from .verdict import Verdict, verdict
+from labvirt.core.capacity import Capacity, Needs, Overcommit, host_capacity, needs_of
+from labvirt.core.errors import ConnectionFailed, DriverError
+from labvirt.host.facts import HostFacts, read_host
+from labvirt.host.findings import Finding, blocked, findings
+from labvirt.host.networks import lab_networks
+from labvirt.host.verdict import Verdict, verdict
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def run_check(root: str = "/", uri: str = "qemu:///system", spec=None, students:
               capacity_override: Capacity | None = None) -> Report:
     """`conn`: an open libvirt connection to use instead of opening `uri` (read-only).
     `capacity_override`: what the host has, when neither the kernel nor libvirt can say (simulated hosts)."""
-    from .libvirt_info import libvirt_info, open_connection
+    from labvirt.host.libvirt_info import libvirt_info, open_connection
 
     env = os.environ if env is None else env
     facts = read_host(root, disk_path=spec.pool_dir if spec is not None else None)
@@ -88,7 +88,7 @@ def run_check(root: str = "/", uri: str = "qemu:///system", spec=None, students:
         capacity = capacity_override or _capacity(facts, info, remote)
     probed = None
     if tools:
-        from .tools import probe_tools
+        from labvirt.host.tools import probe_tools
 
         probed = probe_tools()
     found = findings(facts, v, info, needs, capacity, lab_networks(spec) if spec is not None else (),

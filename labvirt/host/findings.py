@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..capacity import Overcommit, usage
-from ..units import format_size
-from .facts import HostFacts
-from .networks import collisions, free_subnet, taken_subnets
-from .verdict import EXTENSION, Verdict
+from labvirt.core.capacity import Overcommit, usage
+from labvirt.core.units import format_size
+from labvirt.host.facts import HostFacts
+from labvirt.host.networks import collisions, free_subnet, taken_subnets
+from labvirt.host.verdict import EXTENSION, Verdict
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 

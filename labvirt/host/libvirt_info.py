@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from ..errors import ConnectionFailed, DriverError
-from ..observed import ObservedNetwork, parse_network
+from labvirt.core.errors import ConnectionFailed, DriverError
+from labvirt.core.observed import ObservedNetwork, parse_network
 
 _quiet = False
 

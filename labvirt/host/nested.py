@@ -14,10 +14,10 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from ..errors import LabvirtError
-from .facts import HostFacts, read_host
-from .modprobe import CMDLINE, logical_lines, nested_state, parse_modprobe, without_nested
-from .verdict import CPU_MODULE
+from labvirt.core.errors import LabvirtError
+from labvirt.host.facts import HostFacts, read_host
+from labvirt.host.modprobe import CMDLINE, logical_lines, nested_state, parse_modprobe, without_nested
+from labvirt.host.verdict import CPU_MODULE
 
 OWN_FILE = "/etc/modprobe.d/labvirt-nested.conf"
 _FIXABLE = ("keyword", "module-name", "dotted", "spacing", "value", "comment", "param-name", "no-such-param")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_interface
 
-from ..identity import LabCopy
+from labvirt.core.identity import LabCopy
 
 _POOLS = (IPv4Network("192.168.0.0/16"), IPv4Network("172.16.0.0/12"), IPv4Network("10.0.0.0/8"))
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .facts import HostFacts
-from .modprobe import VENDOR_MODULE, ModprobeConfig, nested_state, parse_modprobe
+from labvirt.host.facts import HostFacts
+from labvirt.host.modprobe import VENDOR_MODULE, ModprobeConfig, nested_state, parse_modprobe
 
 CPU_MODULE = {"vmx": "kvm_intel", "svm": "kvm_amd"}
 EXTENSION = {"vmx": "vmx (Intel VT-x)", "svm": "svm (AMD-V)"}

@@ -6,7 +6,7 @@ passwords (0600, in the lab copy's state directory) and is imported on its own.
 
 from __future__ import annotations
 
-from .answers import (apply_overrides, known_keys, known_services, mask, overrides, password_keys,
+from labvirt.packstack.answers import (apply_overrides, known_keys, known_services, mask, overrides, password_keys,
                       service_switches)
 
 __all__ = ["apply_overrides", "known_keys", "known_services", "mask", "overrides", "password_keys",

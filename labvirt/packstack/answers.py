@@ -20,9 +20,9 @@ import re
 from functools import cache
 from importlib import resources
 
-from ..desired import DesiredDomain, DesiredLab
-from ..errors import LabvirtError, SpecError
-from ..spec import LabSpec
+from labvirt.core.desired import DesiredDomain, DesiredLab
+from labvirt.core.errors import LabvirtError, SpecError
+from labvirt.core.spec import LabSpec
 
 EXTERNAL_BRIDGE = "br-ex"
 PHYSNET = "extnet"

@@ -15,9 +15,9 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import snapshots
-from ..errors import LabvirtError
-from ..paths import lab_state_dir, write_private
+from labvirt.ops import snapshots
+from labvirt.core.errors import LabvirtError
+from labvirt.driver.state_files import lab_state_dir, write_private
 
 PRE, POST = "pre-packstack", "post-packstack"
 REMOTE_ANSWERS = "/root/labvirt-answers.txt"

@@ -11,8 +11,8 @@ import os
 import stat
 from secrets import token_urlsafe
 
-from ..errors import LabvirtError
-from ..paths import lab_state_dir, write_private
+from labvirt.core.errors import LabvirtError
+from labvirt.driver.state_files import lab_state_dir, write_private
 
 PASSWORDS_FILE = "packstack-passwords.json"
 PASSWORD_BYTES = 12   # 16 URL-safe characters: also a valid CONFIG_HEAT_AUTH_ENC_KEY (16, 24 or 32 chars)

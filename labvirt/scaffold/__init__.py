@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from ..errors import LabvirtError
-from ..fields import NAME_RE, NAME_RULE
+from labvirt.core.errors import LabvirtError
+from labvirt.core.fields import NAME_RE, NAME_RULE
 
 _HERE = os.path.dirname(__file__)
 

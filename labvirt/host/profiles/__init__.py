@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ...errors import LabvirtError
+from labvirt.core.errors import LabvirtError
 
 PROFILES: tuple[str, ...] = ("intel-nested", "intel-no-nested", "amd-nested", "no-virt", "pvm")
 DESCRIPTIONS = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import re
 
-from .errors import SpecError
-from .units import parse_size
+from labvirt.core.errors import SpecError
+from labvirt.core.units import parse_size
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 NAME_RULE = "lowercase letters, digits and '-', starting with a letter, not ending with '-', 1-32 characters"
@@ -65,7 +65,7 @@ class Table:
         return value
 
     def size(self, key: str, required: bool = False, default=None, low=None, high=None):
-        from .units import format_size
+        from labvirt.core.units import format_size
 
         value = self._get(key, required, default)
         if value is default and key not in self.data:

@@ -11,9 +11,9 @@ import re
 import tomllib
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 
-from .errors import SpecError
-from .fields import NAME_RE, NAME_RULE, Table
-from .spec import (CPU_MODES, DOMAIN_TYPES, NETWORK_MODES, ROLES, BootSpec, ImageSpec, LabSpec,
+from labvirt.core.errors import SpecError
+from labvirt.core.fields import NAME_RE, NAME_RULE, Table
+from labvirt.core.spec import (CPU_MODES, DOMAIN_TYPES, NETWORK_MODES, ROLES, BootSpec, ImageSpec, LabSpec,
                    NetworkSpec, NicSpec, NodeSpec)
 
 LAB_FILE = "lab.toml"
@@ -58,7 +58,7 @@ def load_lab(directory: str) -> LabSpec:
             if value is not None:
                 packstack[key] = value
         pt.done()
-    klass = top.table("class")   # validated by labvirt.classroom.load_class
+    klass = top.table("class")   # validated by labvirt.core.class_layout.load_class
     top.done()
 
     networks = tuple(_load_network(t, f) for t, f in _dir_tables(directory, "networks"))
@@ -75,7 +75,7 @@ def load_lab(directory: str) -> LabSpec:
                    images=images, description=description, domain_type=domain_type, pool_dir=pool_dir,
                    ssh_user=ssh_user, services=services, class_table=dict(klass.data) if klass else {},
                    packstack=packstack)
-    from .classroom import load_class
+    from labvirt.core.class_layout import load_class
 
     load_class(spec, spec.class_table)      # refuse a bad [class] table with the rest of the lab
     return spec

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from .spec import NetworkSpec
+from labvirt.core.spec import NetworkSpec
 
 NAMESPACE = uuid.UUID("6f1c7e0a-3d55-4f3b-9a84-1b7c2a9d5e10")   # labvirt's uuid5 namespace
 IMAGE_POOL = "labvirt-images"

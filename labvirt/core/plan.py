@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .desired import DesiredDomain, DesiredLab, DesiredNetwork
-from .identity import LabCopy
-from .observed import Observed, ObservedDomain, ObservedNetwork
-from .render import render_dhcp_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
+from labvirt.core.desired import DesiredDomain, DesiredLab, DesiredNetwork
+from labvirt.core.identity import LabCopy
+from labvirt.core.observed import Observed, ObservedDomain, ObservedNetwork
+from labvirt.core.render import render_dhcp_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
 
 # phases: volumes share the first phase with networks (in their pool's chain), so they do not wait
 # for the network starts that libvirtd performs one at a time
@@ -251,7 +251,7 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
 
 def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: dict[str, str],
                  chain: str = "") -> CreateSeed:
-    from .cloudinit import seed_documents
+    from labvirt.core.cloudinit import seed_documents
 
     hashes = dict(identity.password_hashes)
     docs = seed_documents(desired, vol.node, ssh_keys=identity.ssh_keys,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .desired import DesiredLab
-from .plan import Plan
-from .units import format_size
+from labvirt.core.desired import DesiredLab
+from labvirt.core.plan import Plan
+from labvirt.core.units import format_size
 
 
 def describe(desired: DesiredLab, plan: Plan | None = None) -> dict:

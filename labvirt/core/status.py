@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from . import plan as p
-from .addresses import node_addresses
-from .desired import DesiredLab
-from .observed import Observed
-from .units import format_size
+from labvirt.core import plan as p
+from labvirt.core.addresses import node_addresses
+from labvirt.core.desired import DesiredLab
+from labvirt.core.observed import Observed
+from labvirt.core.units import format_size
 
 _CREATE = (p.DefineNetwork, p.DefinePool, p.CreateVolume, p.DefineDomain)
 

@@ -13,8 +13,8 @@ import time
 
 import libvirt
 
-from .driver import libvirt_errors
-from .errors import LabvirtError
+from labvirt.driver.libvirt_driver import libvirt_errors
+from labvirt.core.errors import LabvirtError
 
 ESCAPE = b"\x1d"          # Ctrl+]
 _started = False

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
-from .identity import IMAGE_POOL, LabCopy, image_pool_uuid
-from .spec import BootSpec, ImageSpec, LabSpec, NodeSpec, spec_hash
+from labvirt.core.identity import IMAGE_POOL, LabCopy, image_pool_uuid
+from labvirt.core.spec import BootSpec, ImageSpec, LabSpec, NodeSpec, spec_hash
 
 
 @dataclass(frozen=True)

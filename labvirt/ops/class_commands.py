@@ -12,15 +12,15 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from . import classroom as cr
-from . import engine
-from . import plan as p
-from .capacity import host_capacity, needs_of
-from .desired import HostParams, desire
-from .errors import LabvirtError
-from .parallel import each
-from .session import _finish, host_params, host_verdict, lab_lock, open_driver, plan_up_for, resolve_uri
-from .spec import LabSpec
+from labvirt.core import class_layout as cr
+from labvirt.ops import engine
+from labvirt.core import plan as p
+from labvirt.core.capacity import host_capacity, needs_of
+from labvirt.core.desired import HostParams, desire
+from labvirt.core.errors import LabvirtError
+from labvirt.ops.parallel import each
+from labvirt.ops.session import _finish, host_params, host_verdict, lab_lock, open_driver, plan_up_for, resolve_uri
+from labvirt.core.spec import LabSpec
 
 INNER_WORKERS = 4     # concurrent libvirt operations inside one student's lab
 
@@ -103,7 +103,7 @@ class Classroom:
 
         Per host: the students placement would put there, what they need (vCPUs, memory, disk),
         what the host has, and the use with and without the host's overcommit."""
-        from .capacity import usage
+        from labvirt.core.capacity import usage
 
         hosts = self.host_specs()
         domain_type = self.params(hosts[0].uri).domain_type
@@ -200,7 +200,7 @@ class Classroom:
         return "rebuilt: " + self.up(student)
 
     def snapshot(self, student: str, name: str, description: str = "") -> str:
-        from . import snapshots
+        from labvirt.ops import snapshots
 
         copy, driver, params = self._target(student)
         snapshots.take(driver, desire(self.spec, copy, params), driver.observe(copy.prefix), name, description,
@@ -208,7 +208,7 @@ class Classroom:
         return f"snapshot {name}"
 
     def revert(self, student: str, name: str) -> str:
-        from . import snapshots
+        from labvirt.ops import snapshots
 
         copy, driver, params = self._target(student)
         snapshots.revert(driver, desire(self.spec, copy, params), driver.observe(copy.prefix), name,
@@ -217,7 +217,7 @@ class Classroom:
 
     def ensure_images(self) -> list[str]:
         """Golden images the lab uses, on every host with students; built where missing."""
-        from . import images
+        from labvirt.ops import images
 
         built = []
         for uri in sorted({r["host"] for r in self.record.students.values()}):
@@ -233,7 +233,7 @@ class Classroom:
 
     def status(self) -> dict:
         """Student by node: state, addresses, current snapshot; from one observation per host."""
-        from .status import lab_status
+        from labvirt.core.status import lab_status
 
         by_host: dict[str, object] = {}
         rows = []

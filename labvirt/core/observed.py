@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .render import NS
+from labvirt.core.render import NS
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import plan as p
-from .errors import LabvirtError
+from labvirt.core import plan as p
+from labvirt.core.errors import LabvirtError
 
 Event = Callable[[str, p.Action, "Exception | None"], None]   # ("start" | "done" | "fail", action, error)
 
@@ -81,9 +81,9 @@ def run_action(action: p.Action, driver, shutdown_timeout: float = 60.0) -> str 
 def create_seed(action: p.CreateSeed, driver) -> None:
     """Build the ISO, create a volume of its size, upload it; a half-made seed is removed again."""
 
-    from .desired import DesiredVolume
-    from .render import render_volume, tostring
-    from .seed import build_seed_iso
+    from labvirt.core.desired import DesiredVolume
+    from labvirt.core.render import render_volume, tostring
+    from labvirt.core.seed import build_seed_iso
 
     iso = build_seed_iso(dict(action.documents))
     vol = DesiredVolume(pool=action.pool, name=action.name, path="", capacity=len(iso), format="raw", kind="seed")

@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, ip_network
 
-from .capacity import Capacity, Needs, Overcommit, shortfalls
-from .errors import LabvirtError, SpecError
-from .fields import NAME_RE, NAME_RULE, Table
-from .identity import LabCopy
-from .spec import LabSpec
+from labvirt.core.capacity import Capacity, Needs, Overcommit, shortfalls
+from labvirt.core.errors import LabvirtError, SpecError
+from labvirt.core.fields import NAME_RE, NAME_RULE, Table
+from labvirt.core.identity import LabCopy
+from labvirt.core.spec import LabSpec
 
 DEFAULT_POOL = "10.100.0.0/16"
 LIBVIRT_DEFAULT = ip_network("192.168.122.0/24")
@@ -192,7 +192,7 @@ class ClassRecord:
 
 
 def record_path(lab: str) -> str:
-    from .paths import state_home
+    from labvirt.driver.state_files import state_home
 
     return os.path.join(state_home(), "labs", lab, "class.json")
 
@@ -207,7 +207,7 @@ def load_record(lab: str) -> ClassRecord:
 
 
 def save_record(record: ClassRecord) -> None:
-    from .paths import write_atomic
+    from labvirt.driver.state_files import write_atomic
 
     path = record_path(record.lab)
     os.makedirs(os.path.dirname(path), exist_ok=True)

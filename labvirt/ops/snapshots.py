@@ -9,11 +9,11 @@ together. If any node fails, the snapshots this run took are deleted and the err
 
 from __future__ import annotations
 
-from .desired import DesiredLab
-from .errors import LabvirtError, NotFoundError
-from .observed import Observed, ObservedDomain
-from .parallel import each
-from .render import render_snapshot, tostring
+from labvirt.core.desired import DesiredLab
+from labvirt.core.errors import LabvirtError, NotFoundError
+from labvirt.core.observed import Observed, ObservedDomain
+from labvirt.ops.parallel import each
+from labvirt.core.render import render_snapshot, tostring
 
 STATE_MARK = "labvirt-state: "
 RESERVED = ("list", "revert", "delete", "create")

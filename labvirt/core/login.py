@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .desired import DesiredDomain, DesiredLab
+from labvirt.core.desired import DesiredDomain, DesiredLab
 
 GROUPS = {"controller": "controller", "compute": "compute", "network": "network", "storage": "storage"}
 

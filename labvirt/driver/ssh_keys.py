@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 
-from .errors import LabvirtError
-from .paths import lab_state_dir
+from labvirt.core.errors import LabvirtError
+from labvirt.driver.state_files import lab_state_dir
 
 KEY_NAME = "id_ed25519"
 

@@ -1,6 +1,6 @@
 """The simulator: libvirt's test driver, persisted across processes.
 
-A simulated host lives in a state directory (`labvirt.paths.sim_dir(NAME)`):
+A simulated host lives in a state directory (`labvirt.driver.state_files.sim_dir(NAME)`):
   node.xml   the test driver's host file: domains (with run state and inline snapshots), networks,
              pools and volumes; rewritten atomically after every command
   host.json  capacity (CPUs, memory, disk), host profile, and what the node file cannot hold
@@ -23,9 +23,9 @@ import libvirt
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from .driver import Driver, libvirt_errors
-from .errors import LabvirtError, LockedError, UnsupportedError
-from .paths import sim_dir, write_atomic
+from labvirt.driver.libvirt_driver import Driver, libvirt_errors
+from labvirt.core.errors import LabvirtError, LockedError, UnsupportedError
+from labvirt.driver.state_files import sim_dir, write_atomic
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 T = ElementMaker(namespace=TEST_NS, nsmap={"test": TEST_NS})

@@ -12,12 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
-from .desired import GoldenImage, golden_image, image_pool, image_pool_path
-from .errors import LabvirtError, NotFoundError
-from .identity import IMAGE_POOL
-from .observed import Observed
-from .render import render_pool, render_volume, tostring
-from .spec import ImageSpec, LabSpec
+from labvirt.core.desired import GoldenImage, golden_image, image_pool, image_pool_path
+from labvirt.core.errors import LabvirtError, NotFoundError
+from labvirt.core.identity import IMAGE_POOL
+from labvirt.core.observed import Observed
+from labvirt.core.render import render_pool, render_volume, tostring
+from labvirt.core.spec import ImageSpec, LabSpec
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, 
         on_line("simulated host: no virt-builder run; the golden image is an empty volume of the recipe's size")
         driver.create_volume(IMAGE_POOL, vol_xml)
         return golden, "built (simulated)"
-    from . import builder
+    from labvirt.driver import virt_builder as builder
 
     with tempfile.TemporaryDirectory(prefix="labvirt-build-") as work:
         out = os.path.join(work, golden.volume)
@@ -121,7 +121,7 @@ def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, 
 
 
 def _volume(golden: GoldenImage, image: ImageSpec):
-    from .desired import DesiredVolume
+    from labvirt.core.desired import DesiredVolume
 
     return DesiredVolume(pool=IMAGE_POOL, name=golden.volume, path=golden.path, capacity=image.size)
 

@@ -106,7 +106,7 @@ def usage(needs: Needs, capacity: Capacity, overcommit: Overcommit = Overcommit(
 
 def shortfalls(needs: Needs, capacity: Capacity, overcommit: Overcommit = Overcommit()) -> list[str]:
     """One line per resource the needs exceed (empty: it fits). Unknown capacity is not a shortfall."""
-    from .units import format_size
+    from labvirt.core.units import format_size
 
     lines = []
     for u in usage(needs, capacity, overcommit):

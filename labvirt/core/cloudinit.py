@@ -17,7 +17,7 @@ import json
 import re
 import secrets
 
-from .desired import DesiredDomain, DesiredLab, DesiredNetwork, DesiredNic
+from labvirt.core.desired import DesiredDomain, DesiredLab, DesiredNetwork, DesiredNic
 
 LOCALHOST = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
              "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")

@@ -1,4 +1,4 @@
-"""What the user asked for: frozen, validated values. Built by `labvirt.loader` from a lab directory.
+"""What the user asked for: frozen, validated values. Built by `labvirt.core.loader` from a lab directory.
 
 Pure: no libvirt, no subprocess, no I/O beyond nothing at all.
 """
@@ -68,7 +68,7 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """A golden-image recipe (see labvirt.images for how it is built)."""
+    """A golden-image recipe (see labvirt.ops.images for how it is built)."""
 
     name: str
     size: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 from lxml.builder import E
 
-from .desired import DesiredDomain, DesiredNetwork, DesiredPool, DesiredVolume
+from labvirt.core.desired import DesiredDomain, DesiredNetwork, DesiredPool, DesiredVolume
 
 NS = "http://labvirt.org/xmlns/labvirt/1"
 PREFIX = "labvirt"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .desired import DesiredLab
+from labvirt.core.desired import DesiredLab
 
 
 def node_addresses(desired: DesiredLab, node_keys: list[str], observed: dict[str, tuple[dict, dict]],

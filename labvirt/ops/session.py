@@ -12,12 +12,12 @@ import fcntl
 import os
 from dataclasses import dataclass, field
 
-from .desired import DesiredLab, HostParams, desire
-from .errors import LabvirtError, LockedError
-from .identity import LabCopy
-from .loader import load_lab
-from .paths import lab_state_dir
-from .spec import LabSpec
+from labvirt.core.desired import DesiredLab, HostParams, desire
+from labvirt.core.errors import LabvirtError, LockedError
+from labvirt.core.identity import LabCopy
+from labvirt.core.loader import load_lab
+from labvirt.driver.state_files import lab_state_dir
+from labvirt.core.spec import LabSpec
 
 DEFAULT_URI = "qemu:///system"
 
@@ -28,12 +28,12 @@ def resolve_uri(connect: str | None) -> str:
 
 def open_driver(uri: str):
     """A Driver for `uri`: the simulator for sim URIs, libvirt otherwise."""
-    from . import sim
+    from labvirt.driver import simulator as sim
 
     name = sim.parse_uri(uri)
     if name is not None:
         return sim.SimDriver(sim.load_host(name))
-    from .driver import Driver, open_libvirt
+    from labvirt.driver.libvirt_driver import Driver, open_libvirt
 
     return Driver(open_libvirt(uri), uri)
 
@@ -44,16 +44,16 @@ def host_verdict(driver) -> dict:
     Simulated hosts answer from their profile; this machine from /proc, /sys and /dev (also when
     offline); a remote host from libvirt's capabilities (KVM offered and the host CPU shows vmx/svm).
     """
-    from .host.facts import read_host
-    from .host.verdict import verdict as decide
-    from .uris import is_local
+    from labvirt.host.facts import read_host
+    from labvirt.host.verdict import verdict as decide
+    from labvirt.core.uris import is_local
 
     simulated = getattr(driver, "simulated", False)
     if driver is not None and not simulated and not is_local(driver.uri):
         return _remote_verdict(driver)
     root = "/"
     if simulated:
-        from .host.profiles import profile_root
+        from labvirt.host.profiles import profile_root
 
         root = profile_root(driver.host.profile)
     v = decide(read_host(root))
@@ -119,7 +119,7 @@ class Session:
         if spec is not None:
             copy = LabCopy(spec.name)
             if student:
-                from .classroom import student_copy   # class mode records each student's subnets and host
+                from labvirt.core.class_layout import student_copy   # class mode records each student's subnets and host
 
                 copy, placed = student_copy(spec, student)
         uri = connect or placed or resolve_uri(None)
@@ -155,7 +155,7 @@ class Session:
         return desire(self.spec, self.copy, self.host)
 
     def observe(self):
-        from .observed import Observed
+        from labvirt.core.observed import Observed
 
         if self.driver is None:
             return Observed()
@@ -173,9 +173,9 @@ class Session:
 
 def seed_identity(spec: LabSpec, copy: LabCopy):
     """The copy's SSH public key and, per image recipe, the root password hash (0600 secrets)."""
-    from .builder import root_password_file, root_password_hash
-    from .keys import lab_key
-    from .plan import SeedIdentity
+    from labvirt.driver.virt_builder import root_password_file, root_password_hash
+    from labvirt.driver.ssh_keys import lab_key
+    from labvirt.core.plan import SeedIdentity
 
     _, pub = lab_key(copy.lab, copy.student)
     keys = (pub,)
@@ -192,8 +192,8 @@ def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_dr
     password: secrets made on first use) only when the plan is to be applied and seeds are missing."""
     from dataclasses import replace
 
-    from .identity import IMAGE_POOL
-    from .plan import plan_up
+    from labvirt.core.identity import IMAGE_POOL
+    from labvirt.core.plan import plan_up
 
     image_pool = observed.pools.get(IMAGE_POOL)
     if image_pool is not None and image_pool.path:
@@ -204,7 +204,7 @@ def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_dr
     recipes = {i.name: i for i in spec.images}
     customized = [n for n in spec.nodes if n.image and recipes[n.image].identity == "virt-customize"]
     if customized:
-        from .builder import virt_customize_argv
+        from labvirt.driver.virt_builder import virt_customize_argv
 
         disks = {v.node: v.path for v in desired.volumes if v.kind == "disk"}
         kwargs["customize"] = {n.name: tuple(virt_customize_argv(disks[n.name], desired, n.name)) for n in customized}
@@ -219,7 +219,7 @@ def _has_volume(observed, vol) -> bool:
 
 
 def images_present(observed) -> frozenset[str]:
-    from .identity import IMAGE_POOL
+    from labvirt.core.identity import IMAGE_POOL
 
     pool = observed.pools.get(IMAGE_POOL)
     return frozenset(v.path for v in pool.volumes) if pool else frozenset()

@@ -17,8 +17,8 @@ import time
 
 import libvirt
 
-from .errors import ConnectionFailed, DriverError, NotFoundError, UnsupportedError
-from .observed import Observed, parse_domain, parse_network, parse_pool, parse_volume
+from labvirt.core.errors import ConnectionFailed, DriverError, NotFoundError, UnsupportedError
+from labvirt.core.observed import Observed, parse_domain, parse_network, parse_pool, parse_volume
 
 libvirt.registerErrorHandler(lambda *_: None, None)
 
@@ -327,12 +327,12 @@ class Driver:
 
     def customize_disk(self, argv: list[str]) -> None:
         """Run virt-customize on a volume's file: it must be on this machine."""
-        from .uris import is_local
+        from labvirt.core.uris import is_local
 
         if not is_local(self.uri):
             raise UnsupportedError(f"virt-customize identity needs the disks on this machine, not on {self.uri}; "
                                    "use identity = \"cloud-init\" in the image recipe")
-        from .builder import guestfs_env, run_builder
+        from labvirt.driver.virt_builder import guestfs_env, run_builder
 
         run_builder(argv, guestfs_env(), lambda line: None)
 

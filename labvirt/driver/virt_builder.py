@@ -17,11 +17,11 @@ import stat
 import subprocess
 from collections.abc import Callable, Mapping
 
-from .cloudinit import identity_files, sha512_crypt
-from .desired import DesiredLab
-from .errors import DriverError, NotFoundError, SpecError
-from .paths import lab_state_dir, write_private
-from .spec import ImageSpec
+from labvirt.core.cloudinit import identity_files, sha512_crypt
+from labvirt.core.desired import DesiredLab
+from labvirt.core.errors import DriverError, NotFoundError, SpecError
+from labvirt.driver.state_files import lab_state_dir, write_private
+from labvirt.core.spec import ImageSpec
 
 PASSWORD_FILE = "root-password"
 _PASSWORD_CHARS = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"   # nothing to misread
