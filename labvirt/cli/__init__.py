@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from labvirt.cli import lab as _lab
+from labvirt.cli import classroom, host, images, lab, ops, packstack
 
 app = typer.Typer(
     name="labvirt",
@@ -21,24 +21,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_lab.register(app)
-
-
-def _register_optional() -> None:
-    """Command groups added by later modules; each module registers its own commands."""
-    import importlib
-
-    for name in ("host", "images", "ops", "classroom", "packstack"):
-        try:
-            module = importlib.import_module(f"labvirt.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"labvirt.cli.{name}":
-                raise
-            continue
-        module.register(app)
-
-
-_register_optional()
+for _module in (lab, host, images, ops, classroom, packstack):
+    _module.register(app)
 
 
 def main() -> None:
@@ -47,9 +31,10 @@ def main() -> None:
     try:
         app()   # standalone: click reports usage errors and exits itself
     except LabvirtError as e:
-        from labvirt.cli.output import err
+        if str(e):          # Reported(): the command has already said what failed
+            from labvirt.cli.output import err
 
-        err().print(f"[red]error:[/] {_escape(str(e))}")
+            err().print(f"[red]error:[/] {_escape(str(e))}")
         sys.exit(e.exit_code)
 
 

@@ -51,13 +51,14 @@ def _progress(title: str, students: list[str]):
 
 def _finish(title: str, outcomes) -> None:
     from labvirt.cli.output import err
+    from labvirt.core.errors import Reported
 
     failed = [o for o in outcomes if not o.ok]
     ok = len(outcomes) - len(failed)
     if failed:
         err().print(f"[red]{title}: {ok} of {len(outcomes)} students ok; failed: "
                     + ", ".join(o.student for o in failed) + "[/]")
-        raise SystemExit(1)
+        raise Reported()
     err().print(f"[green]{title}: {ok} of {len(outcomes)} students ok[/]")
 
 

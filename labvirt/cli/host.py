@@ -105,7 +105,9 @@ def check(
         if fit is not None:
             _print_fit(fit)
     if not report.ok or (fit is not None and not fit["fits"]):
-        raise SystemExit(1)   # not typer.Exit: main() runs the app with standalone_mode=False
+        from labvirt.core.errors import Reported
+
+        raise Reported()
 
 
 def _print_fit(fit: dict) -> None:

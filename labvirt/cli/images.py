@@ -126,10 +126,8 @@ def sim_create(
 
 
 def _check_profile(profile: str) -> None:
-    try:
-        from labvirt.host.profiles import PROFILES
-    except ImportError:
-        return
+    from labvirt.host.profiles import PROFILES
+
     if profile not in PROFILES:
         from labvirt.core.errors import LabvirtError
 

@@ -44,3 +44,10 @@ class LockedError(LabvirtError):
 
 class DriverError(LabvirtError):
     """libvirt (or a tool such as qemu-img) refused an operation; keeps its message."""
+
+
+class Reported(LabvirtError):
+    """The command has already reported what failed (a table, a line per student): exit 1, say no more."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(message)
