@@ -132,7 +132,3 @@ def spec_hash(value) -> str:
     text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-
-def as_dict(value):
-    """JSON-ready form of a spec value."""
-    return _plain(value)

@@ -161,9 +161,9 @@ class Driver:
         names = tuple(dom.snapshotListNames())
         return parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), state, current, names)
 
-    def domain_state(self, name: str) -> str:
-        with libvirt_errors(f"domain {name}"):
-            return STATES.get(self.conn.lookupByName(name).state()[0], "unknown")
+    def capabilities(self) -> str:
+        with libvirt_errors("host capabilities"):
+            return self.conn.getCapabilities()
 
     def host_info(self) -> dict:
         with libvirt_errors("host info"):

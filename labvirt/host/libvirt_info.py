@@ -1,6 +1,7 @@
 """What libvirt at a URI offers: versions, domain types, existing networks, host CPUs and memory.
 
-`libvirt_info(conn)` takes a raw libvirt-python connection; `parse_capabilities` is pure. libvirt's
+`libvirt_info(conn)` takes a raw libvirt-python connection (capabilities are read by
+labvirt.core.capabilities). libvirt's
 errors become labvirt's own (ConnectionFailed, DriverError) with libvirt's message.
 """
 
@@ -8,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lxml import etree
-
+from labvirt.core.capabilities import parse_capabilities
 from labvirt.core.errors import ConnectionFailed, DriverError
 from labvirt.core.observed import ObservedNetwork, parse_network
-
-_quiet = False
 
 
 @dataclass(frozen=True)
@@ -41,34 +39,12 @@ def version_string(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
-def parse_capabilities(xml: str) -> tuple[str, dict[str, tuple[str, ...]]]:
-    """(host arch, {guest arch: domain types}) from libvirt's capabilities XML."""
-    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
-    host_arch = root.findtext("host/cpu/arch") or ""
-    types: dict[str, list[str]] = {}
-    for arch in root.findall("guest/arch"):
-        found = types.setdefault(arch.get("name", ""), [])
-        for d in arch.findall("domain"):
-            if d.get("type") and d.get("type") not in found:
-                found.append(d.get("type"))
-    return host_arch, {a: tuple(sorted(t)) for a, t in types.items()}
-
-
-def quiet_libvirt() -> None:
-    """Stop libvirt printing its own errors on stderr (once per process)."""
-    global _quiet
-    if not _quiet:
-        import libvirt
-
-        libvirt.registerErrorHandler(lambda *args: None, None)
-        _quiet = True
-
-
 def open_connection(uri: str, read_only: bool = True):
     """A raw libvirt connection, or ConnectionFailed naming the URI and libvirt's reason."""
     import libvirt
 
-    quiet_libvirt()
+    import labvirt.driver.libvirt_driver  # noqa: F401  (installs the one no-op libvirt error handler)
+
     try:
         return libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
     except libvirt.libvirtError as e:
@@ -78,9 +54,8 @@ def open_connection(uri: str, read_only: bool = True):
 def libvirt_info(conn) -> LibvirtInfo:
     import libvirt
 
-    quiet_libvirt()
     try:
-        host_arch, by_arch = parse_capabilities(conn.getCapabilities())
+        caps = parse_capabilities(conn.getCapabilities())
         hv_version = conn.getVersion()
         info = conn.getInfo()
         networks = tuple(parse_network(n.XMLDesc(0), active=bool(n.isActive()), autostart=bool(n.autostart()))
@@ -89,7 +64,7 @@ def libvirt_info(conn) -> LibvirtInfo:
         return LibvirtInfo(
             uri=conn.getURI(), hypervisor=conn.getType(), version=version_string(conn.getLibVersion()),
             hypervisor_version=version_string(hv_version) if hv_version else "",
-            host_arch=host_arch, domain_types=by_arch.get(host_arch) or tuple(sorted({t for ts in by_arch.values() for t in ts})),
+            host_arch=caps.host_arch, domain_types=caps.types_for_host(),
             networks=networks, cpus=int(info[2]), memory=int(info[1]) * 1024 * 1024, running_domains=running)
     except libvirt.libvirtError as e:
         raise DriverError(f"libvirt: {e.get_error_message() or e}") from None

@@ -74,7 +74,7 @@ class Classroom:
     def capacity(self, uri: str):
         info = self.driver(uri).host_info()
         return host_capacity(info["cpus"], info["memory"], info.get("disk"),
-                             reserve=0 if getattr(self.driver(uri), "simulated", False) else 2**30)
+                             reserve=0 if self.driver(uri).simulated else 2**30)
 
     # -- roster, subnets, placement ---------------------------------------------------------------
     def enroll(self, students: list[str]) -> list[str]:
@@ -244,7 +244,7 @@ class Classroom:
                 by_host[uri] = driver.observe()
             observed = by_host[uri]
             desired, the_plan = plan_up_for(self.spec, copy, params, observed, start=False, for_apply=False)
-            s = lab_status(desired, observed, the_plan, simulated=getattr(driver, "simulated", False))
+            s = lab_status(desired, observed, the_plan, simulated=driver.simulated)
             s["host"] = uri
             s["subnets"] = self.record.students[student]["subnets"]
             rows.append(s)

@@ -98,7 +98,7 @@ def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, 
                                "destroy those labs before rebuilding it with --force")
         driver.delete_volume(IMAGE_POOL, golden.volume)
     vol_xml = tostring(render_volume(_volume(golden, image)))
-    if getattr(driver, "simulated", False):
+    if driver.simulated:
         on_line("simulated host: no virt-builder run; the golden image is an empty volume of the recipe's size")
         driver.create_volume(IMAGE_POOL, vol_xml)
         return golden, "built (simulated)"

@@ -48,7 +48,7 @@ def host_verdict(driver) -> dict:
     from labvirt.host.verdict import verdict as decide
     from labvirt.core.uris import is_local
 
-    simulated = getattr(driver, "simulated", False)
+    simulated = driver is not None and driver.simulated
     if driver is not None and not simulated and not is_local(driver.uri):
         return _remote_verdict(driver)
     root = "/"
@@ -71,12 +71,10 @@ def host_params(spec: LabSpec | None, verdict: dict, domain_type: str | None = N
 
 
 def _remote_verdict(driver) -> dict:
-    from lxml import etree
+    from labvirt.core.capabilities import parse_capabilities
 
-    caps = etree.fromstring(driver.conn.getCapabilities().encode())
-    kvm = bool(caps.xpath("//guest/arch/domain[@type='kvm']"))
-    hw = bool(caps.xpath("/capabilities/host/cpu/feature[@name='vmx' or @name='svm']"))
-    dt = "kvm" if kvm and hw else "qemu"
+    caps = parse_capabilities(driver.capabilities())
+    dt = "kvm" if "kvm" in caps.types_for_host() and caps.hardware_virt else "qemu"
     return {"domain_type": dt, "nested_cpu": "host-passthrough" if dt == "kvm" else "default",
             "l2_virt_type": "kvm" if dt == "kvm" else "qemu", "source": "remote capabilities"}
 
@@ -149,7 +147,7 @@ class Session:
 
     @property
     def simulated(self) -> bool:
-        return bool(getattr(self.driver, "simulated", False))
+        return self.driver is not None and self.driver.simulated
 
     def desired(self) -> DesiredLab:
         return desire(self.spec, self.copy, self.host)
@@ -226,7 +224,7 @@ def images_present(observed) -> frozenset[str]:
 
 
 def _finish(driver) -> None:
-    if getattr(driver, "simulated", False):
+    if driver.simulated:
         driver.__exit__(None, None, None)
     else:
         driver.close()
