@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 from labvirt.core.errors import LabvirtError
+from labvirt.driver.children import capture
 from labvirt.driver.state_files import lab_state_dir
 
 KEY_NAME = "id_ed25519"
@@ -17,12 +17,11 @@ def lab_key(lab: str, student: str = "") -> tuple[str, str]:
     if not os.path.exists(path):
         comment = f"labvirt-{lab}" + (f"-{student}" if student else "")
         try:
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
-                           check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            r = capture(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path])
         except FileNotFoundError:
             raise LabvirtError("ssh-keygen not found: install openssh-client") from None
-        except subprocess.CalledProcessError as e:
-            raise LabvirtError(f"ssh-keygen failed: {e.stderr.strip()}") from None
+        if r.returncode != 0:
+            raise LabvirtError(f"ssh-keygen failed: {r.stderr.strip()}")
     os.chmod(path, 0o600)
     with open(path + ".pub") as f:
         return path, f.read().strip()

@@ -14,7 +14,6 @@ import re
 import secrets
 import shlex
 import stat
-import subprocess
 from collections.abc import Callable, Mapping
 
 from labvirt.core.cloudinit import identity_files, sha512_crypt
@@ -233,25 +232,19 @@ def error_lines(lines: list[str], keep: int = 12) -> list[str]:
 
 def run_builder(argv: list[str], env: Mapping[str, str] | None, on_line: Callable[[str], None]) -> None:
     """Run a libguestfs tool, passing each output line (stdout and stderr) to `on_line` as it comes.
-    On failure raise DriverError carrying the tool's own error lines."""
+    On failure raise DriverError carrying the tool's own error lines. Ctrl-C stops the tool."""
+    from labvirt.driver.children import stream
+
     tail: collections.deque[str] = collections.deque(maxlen=200)
+
+    def line(text: str) -> None:
+        tail.append(text)
+        on_line(text)
+
     try:
-        proc = subprocess.Popen(argv, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                encoding="utf-8", errors="replace", bufsize=1)
+        rc = stream(argv, line, env=env)
     except FileNotFoundError:
         raise DriverError(f"{argv[0]} not found: install libguestfs-tools (apt-get install libguestfs-tools)") from None
-    try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:          # universal newlines: '\r' progress updates arrive as lines too
-            line = raw.rstrip("\n")
-            tail.append(line)
-            on_line(line)
-        rc = proc.wait()
-    finally:
-        if proc.poll() is None:          # interrupted (Ctrl-C, callback error): do not leave it running
-            proc.kill()
-            proc.wait()
     if rc != 0:
         lines = error_lines(list(tail))
         raise DriverError(f"{os.path.basename(argv[0])} failed (exit {rc}):\n" + "\n".join(lines))

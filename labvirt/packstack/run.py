@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime
 import os
 import shlex
-import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
 from labvirt.ops import snapshots
 from labvirt.core.errors import LabvirtError
+from labvirt.driver.children import capture, stream
 from labvirt.driver.state_files import lab_state_dir, write_private
 
 PRE, POST = "pre-packstack", "post-packstack"
@@ -40,21 +40,8 @@ class RunResult:
     message: str = ""
 
 
-def _stream(argv: list[str], env: dict, log, on_line: Callable[[str], None], stdin: str | None = None) -> int:
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, bufsize=1)
-    if stdin is not None:
-        proc.stdin.write(stdin)
-        proc.stdin.close()
-    for line in proc.stdout:
-        log.write(line)
-        log.flush()
-        on_line(line.rstrip("\n"))
-    return proc.wait()
-
-
-def _capture(argv: list[str], env: dict) -> str:
-    r = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+def _capture(argv: list[str], env: dict, input: str | None = None) -> str:
+    r = capture(argv, env=env, input=input)
     if r.returncode != 0:
         raise LabvirtError(f"{shlex.join(argv[-3:])} failed on the controller: "
                            f"{(r.stderr.strip().splitlines() or ['exit ' + str(r.returncode)])[-1]}")
@@ -87,10 +74,7 @@ def run(driver, desired, observed, answers_of: Callable[[str], str], controller:
                                         f"cat {REMOTE_ANSWERS}"], env)
             text = answers_of(generated)
             write_private(answers_path, text)
-            r = subprocess.run([*ssh, f"umask 077 && cat > {REMOTE_ANSWERS}"], input=text, text=True,
-                               capture_output=True, env=env)
-            if r.returncode != 0:
-                raise LabvirtError(f"copying the answer file to the controller failed: {r.stderr.strip()}")
+            _capture([*ssh, f"umask 077 && cat > {REMOTE_ANSWERS}"], env, input=text)
             argv = [*ssh, f"packstack --answer-file={REMOTE_ANSWERS}"]
         else:
             text = answers_of("")
@@ -99,7 +83,7 @@ def run(driver, desired, observed, answers_of: Callable[[str], str], controller:
             env.update(LABVIRT_ANSWERS=answers_path, LABVIRT_CONTROLLER=controller, LABVIRT_SSH=shlex.join(ssh))
         on_step("running packstack" if command is None else f"running {argv[0]}")
         try:
-            code = _stream(argv, env, log, on_line)
+            code = stream(argv, on_line, env=env, log=log)
         except FileNotFoundError:
             raise LabvirtError(f"{argv[0]}: command not found") from None
     if code == 0:
