@@ -124,12 +124,12 @@ def up(
 
     with Session.open(directory or default_dir(), connect, student, lock=not dry_run,
                       domain_type=domain_type) as session:
-        desired, the_plan = session.plan_up(recreate=recreate, start=not no_start, for_apply=not dry_run)
-        if the_plan.missing_images and not (dry_run or no_build) and len(the_plan.missing_images) == len(the_plan.blockers):
-            from labvirt.cli.images import build_images
+        from labvirt.cli.images import build_images
+        from labvirt.ops.nodes import plan_up
 
-            build_images(session, list(the_plan.missing_images), force=False)
-            desired, the_plan = session.plan_up(recreate=recreate, start=not no_start, for_apply=True)
+        desired, the_plan = plan_up(session, recreate=recreate, start=not no_start, dry_run=dry_run,
+                                    build=not no_build,
+                                    build_image=lambda name: build_images(session, [name], force=False))
         for w in desired.warnings:
             warn(w)
         if dry_run:

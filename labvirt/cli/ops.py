@@ -111,38 +111,17 @@ def ip(
     directory: LabDir = "", connect: Connect = None, student: Student = None, json_out: Json = False,
 ) -> None:
     """Addresses per NIC: planned (DHCP reservation) and observed (lease, guest agent, ARP)."""
-    import time
-
-    from labvirt.core.addresses import has_observed, node_addresses
-    from labvirt.core.errors import LabvirtError, NotFoundError
+    from labvirt.ops import nodes
     from labvirt.ops.session import Session
-    from labvirt.cli.output import out, print_json
+    from labvirt.cli.output import err, out, print_json
 
     with Session.open(directory or default_dir(), connect, student) as s:
         desired = s.desired()
-        keys = [d.key for d in desired.domains]
-        if node is not None and node not in keys:
-            raise NotFoundError(f"no node {node!r} in lab {desired.copy.prefix}; nodes: {', '.join(keys)}")
-        wanted = [node] if node else keys
-        names = {d.key: d.name for d in desired.domains}
-        deadline = time.monotonic() + timeout
-        delay = 0.25
-        while True:
-            seen = {}
-            for key in wanted:
-                try:
-                    seen[names[key]] = s.driver.addresses(names[key])
-                except NotFoundError:
-                    seen[names[key]] = ({}, {"all": "node does not exist (run 'labvirt up')"})
-            data = node_addresses(desired, wanted, seen, simulated=s.simulated)
-            if not wait or all(has_observed(e) for e in data) or time.monotonic() >= deadline:
-                break
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 2.0)
-    if wait and not all(has_observed(e) for e in data):
-        e = next(e for e in data if not has_observed(e))
-        said = "; ".join(f"{src}: {msg}" for src, msg in e["sources"].items()) or "no source answered"
-        raise LabvirtError(f"no address observed for {e['node']} within {timeout:g}s (tried {said})")
+        if wait:
+            with err().status(f"waiting up to {timeout:g}s for addresses"):
+                data = nodes.addresses(s, desired, node, wait=True, timeout=timeout)
+        else:
+            data = nodes.addresses(s, desired, node)
     if json_out:
         print_json({"lab": desired.copy.lab, "student": desired.copy.student, "simulated": s.simulated,
                     "nodes": data})
@@ -174,11 +153,9 @@ def console(
     if tail is None:
         con.prepare()        # libvirt's event loop must exist before the connection is opened
     with Session.open(directory or default_dir(), connect, student) as s:
-        desired = s.desired()
-        dom = next((d for d in desired.domains if d.key == node), None)
-        if dom is None:
-            raise NotFoundError(f"no node {node!r} in lab {desired.copy.prefix}; "
-                                f"nodes: {', '.join(d.key for d in desired.domains)}")
+        from labvirt.ops.nodes import domain_of
+
+        dom = domain_of(s.desired(), node)
         if s.simulated:
             raise UnsupportedError(f"{node} runs on the simulator ({s.uri}): simulated nodes have no console")
         if tail is not None:
@@ -229,29 +206,12 @@ def ssh(
     """ssh to a node with the lab's user, key and address (through the libvirt host for qemu+ssh URIs)."""
     import os
 
-    from labvirt.core.login import login_address, ssh_argv
-    from labvirt.core.errors import LabvirtError, NotFoundError
-    from labvirt.driver.ssh_keys import lab_key
-    from labvirt.driver.state_files import lab_state_dir
+    from labvirt.core.errors import LabvirtError
+    from labvirt.ops.nodes import ssh_command
     from labvirt.ops.session import Session
-    from labvirt.core.uris import jump_host
 
     with Session.open(directory or default_dir(), connect, student) as s:
-        desired = s.desired()
-        dom = next((d for d in desired.domains if d.key == node), None)
-        if dom is None:
-            raise NotFoundError(f"no node {node!r} in lab {desired.copy.prefix}")
-        if s.simulated:
-            raise LabvirtError(f"{node} runs on the simulator ({s.uri}): there is nothing to log in to")
-        address = login_address(dom)
-        if address is None:
-            found, _ = s.driver.addresses(dom.name)
-            address = next((o["ip"] for n in dom.nics for o in found.get(n.mac, [])), None)
-        if address is None:
-            raise LabvirtError(f"{node} has no static address and libvirt observes none; try 'labvirt ip {node} --wait'")
-        key, _ = lab_key(s.copy.lab, s.copy.student)
-        argv = ssh_argv(address, s.spec.ssh_user, key, os.path.join(lab_state_dir(s.copy.lab, s.copy.student),
-                                                                     "known_hosts"), jump_host(s.uri), command or [])
+        argv = ssh_command(s, node, command or [])
     try:
         os.execvp(argv[0], argv)
     except FileNotFoundError:

@@ -14,6 +14,7 @@ from typing import Callable
 
 from labvirt.core import plan as p
 from labvirt.core.errors import LabvirtError
+from labvirt.ops.volumes import removed_on_failure
 
 Event = Callable[[str, p.Action, "Exception | None"], None]   # ("start" | "done" | "fail", action, error)
 
@@ -88,21 +89,15 @@ def create_seed(action: p.CreateSeed, driver) -> None:
     iso = build_seed_iso(dict(action.documents))
     vol = DesiredVolume(pool=action.pool, name=action.name, path="", capacity=len(iso), format="raw", kind="seed")
     driver.create_volume(action.pool, tostring(render_volume(vol)))
-    try:
+    with removed_on_failure(driver, action.pool, action.name):
         driver.upload_volume(action.pool, action.name, data=iso)
-    except BaseException:
-        driver.delete_volume(action.pool, action.name)
-        raise
 
 
 def customize_disk(action: p.CustomizeDisk, driver) -> None:
     """On failure the new overlay is deleted again, so a re-run creates and customizes it anew."""
-    try:
+    pool, name = action.target.split("/", 1)
+    with removed_on_failure(driver, pool, name):
         driver.customize_disk(list(action.argv))
-    except BaseException:
-        pool, name = action.target.split("/", 1)
-        driver.delete_volume(pool, name)
-        raise
 
 
 def apply(plan: p.Plan, driver, workers: int = 8, on_event: Event | None = None,

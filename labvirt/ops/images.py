@@ -14,6 +14,7 @@ from typing import Callable
 
 from labvirt.core.desired import GoldenImage, golden_image, image_pool, image_pool_path
 from labvirt.core.errors import LabvirtError, NotFoundError
+from labvirt.ops.volumes import removed_on_failure
 from labvirt.core.identity import IMAGE_POOL
 from labvirt.core.observed import Observed
 from labvirt.core.render import render_pool, render_volume, tostring
@@ -112,11 +113,8 @@ def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, 
             on_line("$ " + " ".join(argv))
             builder.run_builder(argv, env, on_line)
         driver.create_volume(IMAGE_POOL, vol_xml)
-        try:
+        with removed_on_failure(driver, IMAGE_POOL, golden.volume):
             driver.upload_volume(IMAGE_POOL, golden.volume, path=out)
-        except BaseException:
-            driver.delete_volume(IMAGE_POOL, golden.volume)
-            raise
     return golden, "built"
 
 
