@@ -12,7 +12,7 @@ from labvirt.driver import virt_builder as builder
 from labvirt.driver.virt_builder import (build_commands, builder_argv, builder_env, error_lines, guestfs_needs_tcg,
                              read_password, root_password_file, root_password_hash, run_builder,
                              show_root_password, size_arg, virt_customize_argv)
-from labvirt.core.cloudinit import sha512_crypt
+from labvirt.core.crypt import sha512_crypt
 from labvirt.core.desired import HostParams, desire
 from labvirt.core.errors import DriverError, NotFoundError, SpecError
 from labvirt.core.identity import LabCopy

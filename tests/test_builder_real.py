@@ -17,7 +17,7 @@ import time
 import pytest
 
 from labvirt.driver.virt_builder import builder_argv, builder_env, read_password, root_password_file, run_builder
-from labvirt.core.cloudinit import sha512_crypt
+from labvirt.core.crypt import sha512_crypt
 from labvirt.core.spec import ImageSpec
 from .support.tinyrepo import make_tiny_repo
 

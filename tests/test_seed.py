@@ -9,8 +9,10 @@ from ipaddress import ip_interface
 
 import pycdlib
 import pytest
+import yaml
 
-from labvirt.core.cloudinit import seed_documents, sha512_crypt
+from labvirt.core.cloudinit import seed_documents
+from labvirt.core.crypt import sha512_crypt
 from labvirt.core.desired import HostParams, desire
 from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
@@ -62,7 +64,7 @@ def test_lab_seeds_match_the_plan(directory):
         back = read_seed_iso(data)
         assert back == docs
         assert "classroom-secret" not in data.decode("latin-1")
-        assert f'local-hostname: "{domain.key}"' in back["meta-data"]
+        assert yaml.safe_load(back["meta-data"])["local-hostname"] == domain.key
         assert f'hostname: "{domain.key}"' in back["user-data"]
         assert 'hashed_passwd: "$6$' in back["user-data"]
         for nic in domain.nics:

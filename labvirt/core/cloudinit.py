@@ -2,8 +2,7 @@
 
 Everything comes from the desired lab (the same MACs and addresses as the DHCP reservations), so a
 node gets the same identity from its seed ISO, from dnsmasq and from /etc/hosts on every other node.
-Pure: no libvirt, no subprocess, no I/O. YAML is written by a tiny emitter for the subset used here
-(strings are always double-quoted, which is valid YAML and never read back as a number or a boolean).
+Pure: no libvirt, no subprocess, no I/O. YAML is written by PyYAML's safe dumper.
 
 Network config is version 1: CentOS 7's cloud-init (0.7.9) does not read version 2 (cloud-init
 issue #3024); in version 1 `name` + `mac_address` matches the NIC by MAC and renames it, like
@@ -12,10 +11,8 @@ version 2's `match` + `set-name`. `network_config(..., version=2)` exists for ne
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import secrets
+
+import yaml
 
 from labvirt.core.desired import DesiredDomain, DesiredLab, DesiredNetwork, DesiredNic
 
@@ -198,105 +195,19 @@ def identity_files(desired: DesiredLab, node_key: str) -> dict[str, str]:
     return files
 
 
-# -- YAML (the subset above) --------------------------------------------------------------------
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_YAML11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}   # would not read back as strings
+# -- YAML --------------------------------------------------------------------------------------
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, with multi-line text as `|` blocks (files stay readable in the seed)."""
 
 
-def _scalar(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)   # a JSON string is a valid double-quoted YAML scalar
-    if isinstance(value, (dict, list, tuple)) and not value:
-        return "{}" if isinstance(value, dict) else "[]"
-    raise TypeError(f"cannot write {type(value).__name__} as YAML")
+def _str(dumper: yaml.SafeDumper, text: str):
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
-def _literal_ok(text: str) -> bool:
-    """A `|` block keeps the text exactly: one final newline, no CR, no leading space."""
-    return (text.endswith("\n") and not text.endswith("\n\n") and "\r" not in text
-            and not text[:1].isspace() and all(line.strip() or not line for line in text.split("\n")))
-
-
-def _lines(value, indent: int):
-    pad = " " * indent
-    if isinstance(value, dict):
-        for key, item in value.items():
-            k = key if _PLAIN_KEY.match(key) and key.lower() not in _YAML11_WORDS else json.dumps(key)
-            if isinstance(item, (dict, list, tuple)) and item:
-                yield f"{pad}{k}:"
-                yield from _lines(item, indent + 2)
-            elif isinstance(item, str) and "\n" in item and _literal_ok(item):
-                yield f"{pad}{k}: |"
-                yield from (f"{pad}  {line}" if line else "" for line in item[:-1].split("\n"))
-            else:
-                yield f"{pad}{k}: {_scalar(item)}"
-    else:
-        for item in value:
-            if isinstance(item, dict) and item:
-                inner = list(_lines(item, indent + 2))
-                yield f"{pad}- {inner[0][indent + 2:]}"
-                yield from inner[1:]
-            elif isinstance(item, (list, tuple)) and item:
-                yield f"{pad}-"
-                yield from _lines(item, indent + 2)
-            else:
-                yield f"{pad}- {_scalar(item)}"
+_Dumper.add_representer(str, _str)
 
 
 def to_yaml(value: dict) -> str:
-    return "\n".join(_lines(value, 0)) + "\n"
-
-
-# -- SHA-512 crypt ($6$), pure Python --------------------------------------------------------------
-# Python's `crypt` module is deprecated since 3.11 and gone in 3.13; `openssl passwd -6` would put a
-# subprocess in the core. This is Drepper's SHA-crypt as glibc implements it (checked in the tests
-# against glibc's vectors, `crypt` where present and `openssl passwd -6`).
-_B64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ORDER = [(0, 21, 42), (22, 43, 1), (44, 2, 23), (3, 24, 45), (25, 46, 4), (47, 5, 26), (6, 27, 48),
-          (28, 49, 7), (50, 8, 29), (9, 30, 51), (31, 52, 10), (53, 11, 32), (12, 33, 54), (34, 55, 13),
-          (56, 14, 35), (15, 36, 57), (37, 58, 16), (59, 17, 38), (18, 39, 60), (40, 61, 19), (62, 20, 41)]
-
-
-def _repeat(block: bytes, length: int) -> bytes:
-    return (block * (length // len(block) + 1))[:length]
-
-
-def sha512_crypt(password: str, salt: str | None = None, rounds: int = 5000) -> str:
-    """crypt(3) SHA-512 hash ("$6$salt$..."), as /etc/shadow and cloud-init's hashed_passwd expect."""
-    if salt is None:
-        salt = "".join(secrets.choice(_B64) for _ in range(16))
-    p, s = password.encode(), salt.encode()[:16]
-    if not 1000 <= rounds <= 999_999_999:
-        raise ValueError(f"rounds {rounds}: allowed 1000 to 999999999")
-    sha = hashlib.sha512
-    b = sha(p + s + p).digest()
-    a = sha(p + s + _repeat(b, len(p)))
-    n = len(p)
-    while n:
-        a.update(b if n & 1 else p)
-        n >>= 1
-    c = a.digest()
-    dp = _repeat(sha(p * len(p)).digest(), len(p))
-    ds = _repeat(sha(s * (16 + c[0])).digest(), len(s))
-    for i in range(rounds):
-        h = sha(dp if i & 1 else c)
-        if i % 3:
-            h.update(ds)
-        if i % 7:
-            h.update(dp)
-        h.update(c if i & 1 else dp)
-        c = h.digest()
-    out = []
-    for i, j, k in _ORDER + [(None, None, 63)]:
-        w = (c[i] << 16 | c[j] << 8 | c[k]) if i is not None else c[k]
-        for _ in range(4 if i is not None else 2):
-            out.append(_B64[w & 0x3F])
-            w >>= 6
-    head = "$6$" if rounds == 5000 else f"$6$rounds={rounds}$"
-    return f"{head}{s.decode()}${''.join(out)}"
+    """YAML that cloud-init (PyYAML's safe loader) reads back as exactly `value`."""
+    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)

@@ -16,7 +16,8 @@ import shlex
 import stat
 from collections.abc import Callable, Mapping
 
-from labvirt.core.cloudinit import identity_files, sha512_crypt
+from labvirt.core.cloudinit import identity_files
+from labvirt.core.crypt import sha512_crypt
 from labvirt.core.desired import DesiredLab
 from labvirt.core.errors import DriverError, NotFoundError, SpecError
 from labvirt.driver.state_files import lab_state_dir, write_private
