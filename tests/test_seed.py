@@ -65,7 +65,7 @@ def test_lab_seeds_match_the_plan(directory):
         assert back == docs
         assert "classroom-secret" not in data.decode("latin-1")
         assert yaml.safe_load(back["meta-data"])["local-hostname"] == domain.key
-        assert f'hostname: "{domain.key}"' in back["user-data"]
+        assert yaml.safe_load(back["user-data"])["hostname"] == domain.key
         assert 'hashed_passwd: "$6$' in back["user-data"]
         for nic in domain.nics:
             assert f'mac_address: "{nic.mac}"' in back["network-config"]
