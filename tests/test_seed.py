@@ -65,11 +65,14 @@ def test_lab_seeds_match_the_plan(directory):
         assert back == docs
         assert "classroom-secret" not in data.decode("latin-1")
         assert yaml.safe_load(back["meta-data"])["local-hostname"] == domain.key
-        assert yaml.safe_load(back["user-data"])["hostname"] == domain.key
-        assert 'hashed_passwd: "$6$' in back["user-data"]
+        user = yaml.safe_load(back["user-data"])
+        net = yaml.safe_load(back["network-config"])
+        assert user["hostname"] == domain.key
+        assert any(u.get("hashed_passwd", "").startswith("$6$") for u in user["users"] if isinstance(u, dict))
+        by_mac = {i.get("mac_address"): i for i in net["config"] if i.get("type") == "physical"}
         for nic in domain.nics:
-            assert f'mac_address: "{nic.mac}"' in back["network-config"]
-            assert f'"{ip_interface(f"{nic.address}/24")}"' in back["network-config"]
+            subnets = by_mac[nic.mac]["subnets"]
+            assert str(ip_interface(f"{nic.address}/24")) in [s.get("address") for s in subnets]
             assert f"{nic.address}" in back["user-data"]          # /etc/hosts of every node
 
 
