@@ -1,0 +1,132 @@
+"""The sequential baseline: the objects labvirt would create, made and removed with libvirt-python one
+call after another (what kcli, virt-lightning or a virt-install script does), every call timed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+# -- what labvirt would create: the same XML, in creation order ---------------------------------------
+@dataclass
+class Documents:
+    networks: list[tuple[str, str]]            # (name, xml)
+    pool: tuple[str, str]
+    volumes: list[tuple[str, str, str, int]]   # (name, xml, path, capacity)
+    domains: list[tuple[str, str]]
+    prefix: str
+
+
+def documents(lab: str) -> Documents:
+    """labvirt.core.render's XML for every object of the lab, checked against the XML labvirt's plan carries."""
+    from labvirt.core import plan as p
+    from labvirt.core.desired import HostParams, desire
+    from labvirt.core.identity import LabCopy
+    from labvirt.core.loader import load_lab
+    from labvirt.core.observed import Observed
+    from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
+
+    spec = load_lab(lab)
+    desired = desire(spec, LabCopy(spec.name), HostParams(domain_type="qemu", nested_cpu="default"))
+    docs = Documents(
+        networks=[(n.name, tostring(render_network(n))) for n in desired.networks],
+        pool=(desired.pool.name, tostring(render_pool(desired.pool))),
+        volumes=[(v.name, tostring(render_volume(v)), v.path, v.capacity) for v in desired.volumes],
+        domains=[(d.name, tostring(render_domain(d))) for d in desired.domains],
+        prefix=desired.copy.prefix)
+    planned = {(type(a).__name__, a.target): a.xml for a in p.plan_up(desired, Observed()).actions
+               if getattr(a, "xml", "")}
+    mine = {("DefineNetwork", n): x for n, x in docs.networks}
+    mine[("DefinePool", docs.pool[0])] = docs.pool[1]
+    mine.update({("CreateVolume", f"{docs.pool[0]}/{n}"): x for n, x, *_ in docs.volumes})
+    mine.update({("DefineDomain", n): x for n, x in docs.domains})
+    if planned != mine:
+        raise RuntimeError("the rendered XML differs from the XML in labvirt's plan; the baseline would not "
+                           "do the same work")
+    return docs
+
+
+# -- timing --------------------------------------------------------------------------------------------
+@dataclass
+class Ops:
+    """Timed operations done one after another."""
+
+    rows: list[tuple[str, str, float]] = field(default_factory=list)   # (operation, object, seconds)
+
+    def time(self, op: str, obj: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.rows.append((op, obj, time.perf_counter() - t0))
+        return out
+
+    @property
+    def total(self) -> float:
+        return sum(r[2] for r in self.rows)
+
+    def by_op(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for op, _, s in self.rows:
+            out[op] = out.get(op, 0.0) + s
+        return out
+
+
+def raw_up(conn, docs: Documents) -> Ops:
+    """Create the lab's objects with libvirt-python, one call after another (what kcli & co. do)."""
+    ops = Ops()
+    for name, xml in docs.networks:
+        net = ops.time("network define", name, conn.networkDefineXML, xml)
+        ops.time("network start", name, net.create)
+        ops.time("network autostart", name, net.setAutostart, 1)
+    pname, pxml = docs.pool
+    pool = ops.time("pool define", pname, conn.storagePoolDefineXML, pxml, 0)
+    ops.time("pool build", pname, pool.build, 0)
+    ops.time("pool start", pname, pool.create, 0)
+    ops.time("pool autostart", pname, pool.setAutostart, 1)
+    for name, xml, *_ in docs.volumes:
+        ops.time("volume create", name, pool.createXML, xml, 0)
+    for name, xml in docs.domains:
+        dom = ops.time("domain define", name, conn.defineXML, xml)
+        ops.time("domain start", name, dom.create)
+    return ops
+
+
+def raw_destroy(conn, docs: Documents) -> Ops:
+    """Remove them again, one call after another."""
+    import libvirt
+
+    ops = Ops()
+    for name, _ in docs.domains:
+        dom = conn.lookupByName(name)
+        if dom.isActive():
+            ops.time("domain destroy", name, dom.destroy)
+        ops.time("domain undefine", name, dom.undefineFlags, libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+    pname, _ = docs.pool
+    pool = conn.storagePoolLookupByName(pname)
+    for name, *_ in docs.volumes:
+        vol = pool.storageVolLookupByName(name)
+        ops.time("volume delete", name, vol.delete, 0)
+    ops.time("pool stop", pname, pool.destroy)
+    with contextlib.suppress(libvirt.libvirtError):     # the test driver has no directory to remove
+        ops.time("pool delete", pname, pool.delete, 0)
+    ops.time("pool undefine", pname, pool.undefine)
+    for name, _ in docs.networks:
+        net = conn.networkLookupByName(name)
+        ops.time("network stop", name, net.destroy)
+        ops.time("network undefine", name, net.undefine)
+    return ops
+
+
+def qemu_img_volumes(docs: Documents, directory: str) -> Ops:
+    """`qemu-img create -f qcow2` of the same disks, one after another, in a scratch directory."""
+    ops = Ops()
+    os.makedirs(directory, exist_ok=True)
+    for name, _, _, capacity in docs.volumes:
+        path = os.path.join(directory, name)
+        ops.time("qemu-img create", name, subprocess.run, ["qemu-img", "create", "-q", "-f", "qcow2", path,
+                                                           str(capacity)], check=True)
+        os.unlink(path)
+    return ops
+
+
