@@ -40,22 +40,26 @@ def test_network_config_matches_dhcp_reservations(which):
     for domain in desired.domains:
         cfg = network_config(desired, domain.key)
         assert cfg["version"] == 1
-        assert [c["name"] for c in cfg["config"]] == [f"eth{i}" for i in range(len(domain.nics))]
+        physical = [c for c in cfg["config"] if c["type"] == "physical"]
+        assert [c["name"] for c in physical] == [f"eth{i}" for i in range(len(domain.nics))]
         gateways = []
-        for entry, nic in zip(cfg["config"], domain.nics):
-            assert entry["type"] == "physical" and entry["mac_address"] == nic.mac
+        for entry, nic in zip(physical, domain.nics):
+            assert entry["mac_address"] == nic.mac
             (subnet,) = entry["subnets"]
-            iface = ip_interface(subnet["address"])
+            iface = ip_interface(f"{subnet['address']}/{subnet['netmask']}")
             assert (nic.mac, iface.ip) in reserved
             net = nets[nic.network]
             assert iface.network == net.subnet
-            if "gateway" in subnet:
-                assert net.mode == "nat" and subnet["gateway"] == str(net.gateway)
-                assert subnet["dns_nameservers"] == [str(net.gateway)]
-                gateways.append(subnet["gateway"])
+            assert "gateway" not in subnet          # cloud-init 0.7.9 reads the default route only from routes
+            if "routes" in subnet:
+                assert net.mode == "nat"
+                assert subnet["routes"] == [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": str(net.gateway)}]
+                gateways.append(str(net.gateway))
             else:
                 assert net.mode == "isolated"
         assert len(gateways) == 1
+        (ns,) = [c for c in cfg["config"] if c["type"] == "nameserver"]   # where 0.7.9 reads name servers
+        assert ns["address"] == gateways
 
 
 @pytest.mark.parametrize("which, node, route_nic", [("standard", "controller", "eth0"),
@@ -63,10 +67,10 @@ def test_network_config_matches_dhcp_reservations(which):
                                                      ("three-node", "compute2", "eth1")])
 def test_default_route_only_on_the_nat_nic(which, node, route_nic):
     desired = desired_lab(which)
-    v1 = {c["name"]: c["subnets"][0] for c in network_config(desired, node)["config"]}
-    assert [name for name, s in v1.items() if "gateway" in s] == [route_nic]
+    v1 = {c["name"]: c["subnets"][0] for c in network_config(desired, node)["config"] if c["type"] == "physical"}
+    assert [name for name, s in v1.items() if "routes" in s] == [route_nic]
     v2 = network_config(desired, node, version=2)["ethernets"]
-    assert [name for name, e in v2.items() if "gateway4" in e] == [route_nic]
+    assert [name for name, e in v2.items() if "routes" in e] == [route_nic]
     assert all(e["set-name"] == name and e["match"]["macaddress"] for name, e in v2.items())
 
 
@@ -76,8 +80,8 @@ def test_student_copy_moves_addresses_into_its_subnets():
     copy = LabCopy(spec.name, "alice", subnets=(("public", IPv4Network("10.1.0.0/24")),))
     desired = desire(spec, copy, HostParams(domain_type="qemu"))
     eth0 = network_config(desired, "controller")["config"][0]["subnets"][0]
-    assert eth0 == {"type": "static", "address": "10.1.0.100/24", "gateway": "10.1.0.1",
-                    "dns_nameservers": ["10.1.0.1"]}
+    assert eth0 == {"type": "static", "address": "10.1.0.100", "netmask": "255.255.255.0",
+                    "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.1.0.1"}]}
     assert "10.1.0.110      compute\n" in hosts_block(desired)
 
 
@@ -90,8 +94,8 @@ def test_dns_domain_and_dhcp_nics():
     assert cloud_config(desired, "controller")["fqdn"] == "controller.lab.example"
     assert "192.168.100.100 controller.lab.example controller\n" in hosts_block(desired)
     assert "192.168.200" not in hosts_block(desired)                 # no address: not listed
-    eth0, eth1 = network_config(desired, "controller")["config"]
-    assert eth0["subnets"][0]["dns_search"] == ["lab.example"]
+    eth0, eth1, ns = network_config(desired, "controller")["config"]
+    assert ns == {"type": "nameserver", "address": ["192.168.100.1"], "search": ["lab.example"]}
     assert eth1["subnets"] == [{"type": "dhcp"}]
     assert network_config(desired, "controller", 2)["ethernets"]["eth1"]["dhcp4"] is True
     files = identity_files(desired, "controller")
@@ -235,3 +239,17 @@ def test_core_modules_import_without_libvirt_or_subprocess():
             "import labvirt.core.cloudinit, labvirt.core.seed; print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_resolver_fallback_only_writes_resolv_conf_when_nothing_did(tmp_path):
+    """The boot command runs as the guest's sh would: no nameserver line -> written; one there -> kept."""
+    desired = desired_lab("standard")
+    argv = cloud_config(desired, "controller")["bootcmd"][0]
+    assert argv[:2] == ["sh", "-c"] and "nameserver 192.168.100.1" in argv[2]
+    script = argv[2].replace("/etc/resolv.conf", str(tmp_path / "resolv.conf"))
+    (tmp_path / "resolv.conf").write_text("# empty: ifupdown without resolvconf\n")
+    subprocess.run(["sh", "-c", script], check=True)
+    assert (tmp_path / "resolv.conf").read_text() == "nameserver 192.168.100.1\n"
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\n")        # systemd-resolved's stub
+    subprocess.run(["sh", "-c", script], check=True)
+    assert (tmp_path / "resolv.conf").read_text() == "nameserver 127.0.0.53\n"

@@ -6,11 +6,14 @@ Pure: no libvirt, no subprocess, no I/O. YAML is written by PyYAML's safe dumper
 
 Network config is version 1: CentOS 7's cloud-init (0.7.9) does not read version 2 (cloud-init
 issue #3024); in version 1 `name` + `mac_address` matches the NIC by MAC and renames it, like
-version 2's `match` + `set-name`. `network_config(..., version=2)` exists for newer images.
+version 2's `match` + `set-name`. `network_config(..., version=2)` exists for newer images. Both, and
+the ifcfg files for images without cloud-init, are rendered from one NicIntent per NIC.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, ip_interface
 
 import yaml
 
@@ -77,41 +80,91 @@ def hosts_file(desired: DesiredLab) -> str:
     return LOCALHOST + hosts_block(desired)
 
 
-# -- network ----------------------------------------------------------------------------------
-def network_config(desired: DesiredLab, node_key: str, version: int = 1) -> dict:
-    """cloud-init network config: static addresses of the DHCP reservations, NICs matched by MAC
-    and named eth0, eth1, ...; default route and DNS through the NAT network's gateway only."""
+# -- network: one intent per NIC, rendered as network-config v1, v2 and ifcfg ------------------
+@dataclass(frozen=True)
+class NicIntent:
+    """What one NIC of a node should look like in the guest, whatever writes it."""
+
+    name: str                         # eth0, eth1, ...
+    mac: str
+    address: IPv4Interface | None     # None: DHCP
+    gateway: IPv4Address | None       # the default route goes through this NIC
+    nameservers: tuple[str, ...]      # on the NIC that carries the default route
+    search: tuple[str, ...]
+
+
+def nic_intents(desired: DesiredLab, node_key: str) -> list[NicIntent]:
+    """Static addresses of the DHCP reservations, NICs matched by MAC and named eth0, eth1, ...;
+    the default route and DNS through the NAT network's gateway only (its dnsmasq answers)."""
     domain = _domain(desired, node_key)
     route = _route_nic(desired, domain)
+    intents = []
+    for nic in domain.nics:
+        net = _network(desired, nic)
+        routed = nic is route
+        intents.append(NicIntent(
+            name=nic.name, mac=nic.mac,
+            address=ip_interface(f"{nic.address}/{net.subnet.prefixlen}") if nic.address is not None else None,
+            gateway=net.gateway if routed else None,
+            nameservers=(str(net.gateway),) if routed else (),
+            search=(net.domain,) if routed and net.domain else ()))
+    return intents
+
+
+def network_config(desired: DesiredLab, node_key: str, version: int = 1) -> dict:
+    """cloud-init network config. Version 1 is written so every cloud-init from 0.7.9 on (CentOS 7.0-7.5)
+    renders it the same: address plus netmask, the default route as a route (0.7.9 ignores a subnet's
+    `gateway`), and the name servers in a top-level `nameserver` entry (the only place 0.7.9 reads
+    them; 17.1 ignores subnet-level ones too). Checked with cloud-init's own renderers (sysconfig, ENI,
+    netplan) in tests/test_cloudinit_render.py."""
+    intents = nic_intents(desired, node_key)
     if version == 1:
-        config = []
-        for nic in domain.nics:
-            net = _network(desired, nic)
-            if nic.address is None:
-                subnet = {"type": "dhcp"}
+        config: list[dict] = []
+        for n in intents:
+            if n.address is None:
+                subnet: dict = {"type": "dhcp"}
             else:
-                subnet = {"type": "static", "address": f"{nic.address}/{net.subnet.prefixlen}"}
-                if nic is route:
-                    subnet |= {"gateway": str(net.gateway), "dns_nameservers": [str(net.gateway)]}
-                    if net.domain:
-                        subnet["dns_search"] = [net.domain]
-            config.append({"type": "physical", "name": nic.name, "mac_address": nic.mac, "subnets": [subnet]})
+                subnet = {"type": "static", "address": str(n.address.ip), "netmask": str(n.address.netmask)}
+                if n.gateway is not None:
+                    subnet["routes"] = [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": str(n.gateway)}]
+            config.append({"type": "physical", "name": n.name, "mac_address": n.mac, "subnets": [subnet]})
+        servers = [a for n in intents for a in n.nameservers]
+        if servers:
+            entry: dict = {"type": "nameserver", "address": servers}
+            search = [d for n in intents for d in n.search]
+            if search:
+                entry["search"] = search
+            config.append(entry)
         return {"version": 1, "config": config}
     if version == 2:
         ethernets = {}
-        for nic in domain.nics:
-            net = _network(desired, nic)
-            eth: dict = {"match": {"macaddress": nic.mac}, "set-name": nic.name}
-            if nic.address is None:
+        for n in intents:
+            eth: dict = {"match": {"macaddress": n.mac}, "set-name": n.name}
+            if n.address is None:
                 eth["dhcp4"] = True
             else:
-                eth["addresses"] = [f"{nic.address}/{net.subnet.prefixlen}"]
-                if nic is route:
-                    eth["gateway4"] = str(net.gateway)
-                    eth["nameservers"] = {"addresses": [str(net.gateway)], "search": [net.domain] if net.domain else []}
-            ethernets[nic.name] = eth
+                eth["addresses"] = [str(n.address)]
+                if n.gateway is not None:
+                    eth["routes"] = [{"to": "0.0.0.0/0", "via": str(n.gateway)}]
+            if n.nameservers:
+                eth["nameservers"] = {"addresses": list(n.nameservers), "search": list(n.search)}
+            ethernets[n.name] = eth
         return {"version": 2, "ethernets": ethernets}
     raise ValueError(f"network config version {version}: allowed 1 or 2")
+
+
+def resolver_fallback(desired: DesiredLab, node_key: str) -> list[str] | None:
+    """A boot command that writes /etc/resolv.conf when nothing else did: ifupdown without the
+    resolvconf package ignores `dns-nameservers`, and the guest would have no DNS. Where a resolver
+    manager (systemd-resolved, NetworkManager, resolvconf, cloud-init's sysconfig renderer) wrote a
+    nameserver line, it changes nothing."""
+    intents = nic_intents(desired, node_key)
+    servers = [a for n in intents for a in n.nameservers]
+    if not servers:
+        return None
+    search = [d for n in intents for d in n.search]
+    text = "".join(f"nameserver {a}\\n" for a in servers) + (f"search {' '.join(search)}\\n" if search else "")
+    return ["sh", "-c", f"grep -qs '^nameserver' /etc/resolv.conf || {{ rm -f /etc/resolv.conf; printf '{text}' > /etc/resolv.conf; }}"]
 
 
 # -- cloud-config -----------------------------------------------------------------------------
@@ -149,6 +202,9 @@ def cloud_config(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...] =
         cfg["users"] = users
     if password_hash is not None:
         cfg |= {"ssh_pwauth": True, "chpasswd": {"expire": False}}
+    fallback = resolver_fallback(desired, node_key)
+    if fallback:
+        cfg["bootcmd"] = [fallback]
     cfg["write_files"] = [{"path": "/etc/hosts", "owner": "root:root", "permissions": "0644",
                            "content": hosts_file(desired)}]
     return cfg
@@ -166,23 +222,23 @@ def seed_documents(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...]
 
 
 # -- files for images without cloud-init (written by virt-customize) -----------------------------
-def ifcfg(desired: DesiredLab, domain: DesiredDomain, nic: DesiredNic) -> str:
+def ifcfg(intent: NicIntent) -> str:
     """/etc/sysconfig/network-scripts/ifcfg-ethN: HWADDR makes udev give this MAC this name."""
-    net = _network(desired, nic)
-    route = nic is _route_nic(desired, domain)
-    lines = [f"DEVICE={nic.name}", f"NAME={nic.name}", f"HWADDR={nic.mac}", "TYPE=Ethernet", "ONBOOT=yes",
+    n = intent
+    lines = [f"DEVICE={n.name}", f"NAME={n.name}", f"HWADDR={n.mac}", "TYPE=Ethernet", "ONBOOT=yes",
              "NM_CONTROLLED=no"]
-    if nic.address is None:
+    if n.address is None:
         lines.append("BOOTPROTO=dhcp")
-        if not route:
+        if n.gateway is None:
             lines += ["PEERDNS=no"]
     else:
-        lines += ["BOOTPROTO=none", f"IPADDR={nic.address}", f"PREFIX={net.subnet.prefixlen}"]
-        if route:
-            lines += [f"GATEWAY={net.gateway}", f"DNS1={net.gateway}"]
-            if net.domain:
-                lines.append(f"DOMAIN={net.domain}")
-    lines.append("DEFROUTE=yes" if route else "DEFROUTE=no")
+        lines += ["BOOTPROTO=none", f"IPADDR={n.address.ip}", f"PREFIX={n.address.network.prefixlen}"]
+        if n.gateway is not None:
+            lines.append(f"GATEWAY={n.gateway}")
+        lines += [f"DNS{i}={a}" for i, a in enumerate(n.nameservers, 1)]
+        if n.search:
+            lines.append(f"DOMAIN={' '.join(n.search)}")
+    lines.append("DEFROUTE=yes" if n.gateway is not None else "DEFROUTE=no")
     return "\n".join(lines) + "\n"
 
 
@@ -190,8 +246,8 @@ def identity_files(desired: DesiredLab, node_key: str) -> dict[str, str]:
     """Path -> content of the same identity as the seed: hostname, /etc/hosts, ifcfg-eth0/eth1..."""
     domain = _domain(desired, node_key)
     files = {"/etc/hostname": (_fqdn(desired, domain) or domain.key) + "\n", "/etc/hosts": hosts_file(desired)}
-    for nic in domain.nics:
-        files[f"{IFCFG_DIR}/ifcfg-{nic.name}"] = ifcfg(desired, domain, nic)
+    for intent in nic_intents(desired, node_key):
+        files[f"{IFCFG_DIR}/ifcfg-{intent.name}"] = ifcfg(intent)
     return files
 
 
