@@ -31,7 +31,10 @@ def render_network(net: DesiredNetwork) -> etree._Element:
     root.append(md)
     if net.mode == "nat":
         root.append(E.forward(mode="nat"))
-    root.append(E.bridge(name=net.bridge, stp="on", delay="0"))
+    # STP off: with STP on, the kernel holds every new port (a started or reverted guest's tap) in
+    # "listening" for at least 2 s whatever the delay, and the guest is unreachable meanwhile. labvirt's
+    # bridges carry only guest taps, no uplink, so there is no loop for STP to break.
+    root.append(E.bridge(name=net.bridge, stp="off", delay="0"))
     if net.domain:
         root.append(E.domain(name=net.domain, localOnly="yes"))
     dhcp = E.dhcp(E.range(start=str(net.dhcp_start), end=str(net.dhcp_end)))
