@@ -79,15 +79,19 @@ def snapshot_list(directory: LabDir = "", connect: Connect = None, student: Stud
 
 @snapshot_app.command("revert")
 def snapshot_revert(name: str, directory: LabDir = "", connect: Connect = None, student: Student = None) -> None:
-    """Bring every node back to snapshot NAME, running or not as it was then."""
+    """Bring every node back to snapshot NAME, running or not as it was then; running nodes' clocks are
+    set to the host's time (guest agent)."""
     from labvirt.ops import snapshots
     from labvirt.ops.session import Session
-    from labvirt.cli.output import err, ok
+    from labvirt.cli.output import err, ok, warn
 
+    notes: list[str] = []
     with Session.open(directory or default_dir(), connect, student, lock=True) as s:
         desired = s.desired()
         with err().status(f"reverting {desired.copy.prefix} to {name}"):
-            states = snapshots.revert(s.driver, desired, s.observe(), name)
+            states = snapshots.revert(s.driver, desired, s.observe(), name, on_note=notes.append)
+    for n in notes:
+        warn(n)
     ok(f"lab {desired.copy.prefix} reverted to {name!r}: " + ", ".join(f"{d} {st}" for d, st in states.items()))
 
 

@@ -359,6 +359,24 @@ class Driver:
             dom = self.conn.lookupByName(name)
             dom.revertToSnapshot(dom.snapshotLookupByName(snapshot), flags)
 
+    def sync_clock(self, name: str, timeout: float = 5.0) -> str | None:
+        """Set a running guest's clock from its RTC (the host's time) through the guest agent, as
+        after a revert the guest's clock stands where it stood at the snapshot. None when done; else
+        why not (no agent in the guest, agent not answering within `timeout`)."""
+        deadline = time.monotonic() + timeout
+        with libvirt_errors(f"domain {name}"):
+            dom = self.conn.lookupByName(name)
+        while True:
+            try:
+                dom.setTime(flags=libvirt.VIR_DOMAIN_TIME_SYNC)
+                return None
+            except libvirt.libvirtError as e:
+                code = e.get_error_code()
+                msg = one_line(e.get_error_message() or str(e))
+                if code != libvirt.VIR_ERR_AGENT_UNRESPONSIVE or time.monotonic() >= deadline:
+                    return msg
+            time.sleep(0.25)
+
     def snapshots(self, name: str) -> list[dict]:
         """[{name, description, state, created, current}] of one domain, oldest first (stable sort)."""
         from lxml import etree

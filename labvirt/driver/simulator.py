@@ -246,6 +246,9 @@ class SimDriver(Driver):
     def customize_disk(self, argv: list[str]) -> None:
         """Simulated disks have no files: the identity stays in labvirt's plan."""
 
+    def sync_clock(self, name: str, timeout: float = 5.0) -> str | None:
+        return "simulated: no guest clock"
+
     def console(self, name: str):
         raise UnsupportedError(f"the simulator has no consoles: {name} is simulated (use a real libvirt host)")
 

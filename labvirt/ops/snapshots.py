@@ -104,8 +104,11 @@ def take(driver, desired: DesiredLab, observed: Observed, name: str, description
     return [n.name for n in nodes]
 
 
-def revert(driver, desired: DesiredLab, observed: Observed, name: str, workers: int = 8) -> dict[str, str]:
-    """Every node back to `name`, including whether it ran. Returns domain -> state after revert."""
+def revert(driver, desired: DesiredLab, observed: Observed, name: str, workers: int = 8,
+           on_note=lambda message: None) -> dict[str, str]:
+    """Every node back to `name`, including whether it ran. Returns domain -> state after revert.
+    Running nodes get their clock set to the host's time (guest agent); where that cannot be done,
+    `on_note` says why (the guest's clock then lags by the time since the snapshot)."""
     nodes = lab_nodes(desired, observed)
     lacking = [n.name for n in nodes if name not in n.snapshots]
     if lacking:
@@ -125,6 +128,11 @@ def revert(driver, desired: DesiredLab, observed: Observed, name: str, workers: 
     for dom, _, err in each(to_resume, driver.resume, workers):
         if err is not None:
             raise SnapshotError(f"{dom}: reverted but could not resume: {err}")
+    if not driver.simulated:
+        for dom, why, err in each(to_resume, driver.sync_clock, workers):
+            if err is not None or why is not None:
+                on_note(f"{dom}: clock not set to the host's time ({err or why}); it lags by the time since "
+                        f"snapshot {name!r} was taken")
     return target
 
 
