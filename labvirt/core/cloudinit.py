@@ -174,8 +174,10 @@ def meta_data(desired: DesiredLab, node_key: str) -> dict:
 
 
 def cloud_config(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...] = (),
-                 password_hash: str | None = None, user: str = "root") -> dict:
-    """The user-data as a dict. The root password only ever appears as a crypt hash."""
+                 password_hash: str | None = None, user: str = "root",
+                 host_key: tuple[str, str] | None = None) -> dict:
+    """The user-data as a dict. The root password only ever appears as a crypt hash. `host_key`:
+    (private, public) ed25519 host key the guest's sshd presents (labvirt's known_hosts has it)."""
     if password_hash is not None and not password_hash.startswith("$"):
         raise ValueError("password_hash must be a crypt hash ($6$...), never the password itself")
     domain = _domain(desired, node_key)
@@ -202,6 +204,9 @@ def cloud_config(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...] =
         cfg["users"] = users
     if password_hash is not None:
         cfg |= {"ssh_pwauth": True, "chpasswd": {"expire": False}}
+    if host_key is not None:
+        private, public = host_key
+        cfg["ssh_keys"] = {"ed25519_private": private, "ed25519_public": public}
     fallback = resolver_fallback(desired, node_key)
     if fallback:
         cfg["bootcmd"] = [fallback]
@@ -212,11 +217,12 @@ def cloud_config(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...] =
 
 def seed_documents(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...] = (),
                    password_hash: str | None = None, user: str = "root",
-                   network_version: int = 1) -> dict[str, str]:
+                   network_version: int = 1, host_key: tuple[str, str] | None = None) -> dict[str, str]:
     """The three NoCloud files: meta-data, user-data (#cloud-config) and network-config."""
     return {
         "meta-data": to_yaml(meta_data(desired, node_key)),
-        "user-data": "#cloud-config\n" + to_yaml(cloud_config(desired, node_key, ssh_keys, password_hash, user)),
+        "user-data": "#cloud-config\n" + to_yaml(cloud_config(desired, node_key, ssh_keys, password_hash, user,
+                                                              host_key)),
         "network-config": to_yaml(network_config(desired, node_key, network_version)),
     }
 

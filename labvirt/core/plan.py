@@ -88,7 +88,7 @@ class CreateSeed(Action):
 
     pool: str = ""
     name: str = ""
-    documents: tuple[tuple[str, str], ...] = ()
+    documents: tuple[tuple[str, str], ...] = field(default=(), repr=False)   # holds the host's private key
 
     def describe(self) -> str:
         return f"{self.verb} {self.target} ({', '.join(n for n, _ in self.documents)})"
@@ -211,6 +211,7 @@ class SeedIdentity:
     ssh_keys: tuple[str, ...] = ()
     password_hashes: tuple[tuple[str, str], ...] = ()   # (image name, crypt hash)
     user: str = "root"
+    host_keys: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)   # (node, private, public)
 
 
 def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, start: bool = True,
@@ -254,9 +255,10 @@ def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: di
     from labvirt.core.cloudinit import seed_documents
 
     hashes = dict(identity.password_hashes)
+    host_keys = {node: (private, public) for node, private, public in identity.host_keys}
     docs = seed_documents(desired, vol.node, ssh_keys=identity.ssh_keys,
                           password_hash=hashes.get(images_of.get(vol.node, ""), hashes.get("")),
-                          user=identity.user)
+                          user=identity.user, host_key=host_keys.get(vol.node))
     return CreateSeed(VOLUMES, f"{vol.pool}/{vol.name}", chain, pool=vol.pool, name=vol.name,
                       documents=tuple(sorted(docs.items())))
 

@@ -50,6 +50,12 @@ def root_password_file(image: ImageSpec, lab: str, student: str = "") -> str:
             raise SpecError(image.file, "root_password", f"{path}: no such file")
         _check_private(path, image)
         return path
+    return generated_password_file(lab, student)
+
+
+def generated_password_file(lab: str, student: str = "") -> str:
+    """The lab copy's generated root password (0600, made once): for `random` recipes and for nodes
+    booted from a `base_image`, so every node with a seed has a root password for the console."""
     path = os.path.join(lab_state_dir(lab, student), PASSWORD_FILE)
     if os.path.exists(path):
         _check_private(path)
@@ -201,9 +207,12 @@ def build_commands(image: ImageSpec, output: str, password_file: str, *, hostnam
             customize + customize_options(image, password_file, hostname)]
 
 
-def virt_customize_argv(disk: str, desired: DesiredLab, node_key: str, password_file: str | None = None) -> list[str]:
+def virt_customize_argv(disk: str, desired: DesiredLab, node_key: str, password_file: str | None = None,
+                        host_key: str | None = None) -> list[str]:
     """Per-node identity for images without cloud-init, written into the node's overlay before its
-    first boot: hostname, /etc/hosts and ifcfg-ethN (same content as the seed; see identity_files)."""
+    first boot: hostname, /etc/hosts and ifcfg-ethN (same content as the seed; see identity_files),
+    and the node's SSH host key (`host_key`: the private key's path; uploaded from the file, so the
+    key never appears in argv)."""
     files = identity_files(desired, node_key)
     argv = ["virt-customize", "--format", "qcow2", "--add", disk, "--no-network",
             "--hostname", files["/etc/hostname"].strip()]
@@ -213,6 +222,10 @@ def virt_customize_argv(disk: str, desired: DesiredLab, node_key: str, password_
         argv += ["--mkdir", directory]              # e.g. network-scripts on images that lack it
     for path, content in files.items():
         argv += ["--write", f"{path}:{content}"]
+    if host_key:
+        target = "/etc/ssh/ssh_host_ed25519_key"
+        argv += ["--mkdir", "/etc/ssh", "--upload", f"{host_key}:{target}", "--chmod", f"0600:{target}",
+                 "--upload", f"{host_key}.pub:{target}.pub", "--chmod", f"0644:{target}.pub"]
     return argv
 
 

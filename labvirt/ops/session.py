@@ -169,19 +169,37 @@ class Session:
                 "nested_cpu": self.host.nested_cpu, "verdict_source": self.verdict.get("source")}
 
 
-def seed_identity(spec: LabSpec, copy: LabCopy):
-    """The copy's SSH public key and, per image recipe, the root password hash (0600 secrets)."""
-    from labvirt.driver.virt_builder import root_password_file, root_password_hash
-    from labvirt.driver.ssh_keys import lab_key
+def seed_identity(spec: LabSpec, copy: LabCopy, seeded: list[str] = ()):
+    """The copy's SSH public key, per image recipe the root password hash (and under "" the copy's
+    generated one, for base_image nodes), and the host keys of the `seeded` nodes (0600 secrets,
+    made on first use)."""
     from labvirt.core.plan import SeedIdentity
+    from labvirt.driver.ssh_keys import host_key, lab_key
+    from labvirt.driver.virt_builder import generated_password_file, root_password_file, root_password_hash
 
     _, pub = lab_key(copy.lab, copy.student)
     keys = (pub,)
-    hashes = []
+    hashes = [("", root_password_hash(generated_password_file(copy.lab, copy.student)))]
     for image in spec.images:
         keys += tuple(image.ssh_keys)
         hashes.append((image.name, root_password_hash(root_password_file(image, copy.lab, copy.student))))
-    return SeedIdentity(ssh_keys=tuple(dict.fromkeys(keys)), password_hashes=tuple(hashes), user=spec.ssh_user)
+    host_keys = []
+    for node in seeded:
+        path, public = host_key(copy.lab, copy.student, node)
+        with open(path) as f:
+            host_keys.append((node, f.read(), public))
+    return SeedIdentity(ssh_keys=tuple(dict.fromkeys(keys)), password_hashes=tuple(hashes), user=spec.ssh_user,
+                        host_keys=tuple(host_keys))
+
+
+def refresh_known_hosts(desired: DesiredLab) -> str:
+    """Rewrite the lab copy's known_hosts from the host keys labvirt holds; returns its path."""
+    from labvirt.core.known_hosts import known_hosts
+    from labvirt.driver.ssh_keys import public_host_keys, write_known_hosts
+
+    copy = desired.copy
+    keys = public_host_keys(copy.lab, copy.student, [d.key for d in desired.domains])
+    return write_known_hosts(copy.lab, copy.student, known_hosts(desired, keys))
 
 
 def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_driver: bool = True,
@@ -197,15 +215,22 @@ def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_dr
     if image_pool is not None and image_pool.path:
         host = replace(host, image_dir=image_pool.path)
     desired = desire(spec, copy, host)
-    needs_seed = any(v.kind == "seed" and not _has_volume(observed, v) for v in desired.volumes)
-    kwargs = {"identity": seed_identity(spec, copy)} if needs_seed and has_driver and for_apply else {}
+    seeded = [v.node for v in desired.volumes if v.kind == "seed" and not _has_volume(observed, v)]
+    applying = has_driver and for_apply
+    kwargs = {"identity": seed_identity(spec, copy, seeded)} if seeded and applying else {}
     recipes = {i.name: i for i in spec.images}
     customized = [n for n in spec.nodes if n.image and recipes[n.image].identity == "virt-customize"]
     if customized:
+        from labvirt.driver.ssh_keys import host_key
         from labvirt.driver.virt_builder import virt_customize_argv
 
         disks = {v.node: v.path for v in desired.volumes if v.kind == "disk"}
-        kwargs["customize"] = {n.name: tuple(virt_customize_argv(disks[n.name], desired, n.name)) for n in customized}
+        kwargs["customize"] = {
+            n.name: tuple(virt_customize_argv(disks[n.name], desired, n.name,
+                                              host_key=host_key(copy.lab, copy.student, n.name)[0] if applying else None))
+            for n in customized}
+    if applying:
+        refresh_known_hosts(desired)
     return desired, plan_up(desired, observed, recreate=recreate, start=start,
                             images_present=images_present(observed) if has_driver else None,
                             images_of={n.name: n.image for n in spec.nodes if n.image}, **kwargs)
