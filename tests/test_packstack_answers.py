@@ -1,10 +1,15 @@
-"""packstack answer overrides: from the example labs, applied to a packstack-style answer file, passwords."""
+"""packstack answer overrides: from the example labs, applied to answer files packstack generated, passwords.
+
+The answer files in tests/data/packstack/ were written by packstack's own `--gen-answer-file`, one per
+release labvirt targets (scripts/packstack-data says how); known_keys.txt is derived from the same run.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -19,11 +24,14 @@ from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
 from labvirt.packstack import (apply_overrides, known_keys, known_services, mask, overrides, password_keys,
                                service_switches)
-from labvirt.packstack.answers import ADDED_COMMENT, MASK, _KEY_RE, _lines
+from labvirt.packstack.answers import ADDED_COMMENT, CORE_PASSWORDS, MASK, SERVICE_PASSWORDS, _KEY_RE, _lines
 from labvirt.packstack.secrets import lab_passwords, passwords_path
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = (Path(__file__).parent / "data" / "packstack-answers.txt").read_bytes().decode()
+GENERATED = {p.stem: p.read_bytes().decode() for p in sorted((Path(__file__).parent / "data" / "packstack").glob("*.txt"))}
+RELEASES = {stem.split("-")[0]: stem for stem in GENERATED}      # "train" -> "train-15.1.0"
+TRAIN = GENERATED[RELEASES["train"]]
+UNKNOWN = "CONFIG_SITE_MIRROR=http://mirror.classroom.lan/centos"   # a key of no packstack release
 PASSWORDS = {"CONFIG_KEYSTONE_ADMIN_PW": "adminpass-1234567", "CONFIG_MARIADB_PW": "dbpass-7654321xyz"}
 
 
@@ -155,10 +163,23 @@ def test_password_keys_follow_the_services(three):
 
 
 # -- applying to an answer file ---------------------------------------------------------------
+def keys_in(text: str) -> list[str]:
+    return [m["key"] for line in _lines(text) if (m := _KEY_RE.match(line.rstrip("\r\n")))]
+
+
+def with_unknown_key(text: str) -> str:
+    """The generated file with a key packstack never wrote, right under [general] (as a hand edit would be)."""
+    head, rest = text.split("\n", 1)
+    return f"{head}\n# Local addition, not packstack's\n{UNKNOWN}\n{rest}"
+
+
 def split_added(text: str) -> tuple[list[str], list[str]]:
-    """(lines labvirt added, the other lines) of an applied file."""
+    """(lines labvirt added, the other lines) of an applied file; no added lines when labvirt added none."""
     lines = _lines(text)
-    start = next(i for i, line in enumerate(lines) if line.rstrip("\r\n") == ADDED_COMMENT) - 1
+    at = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == ADDED_COMMENT]
+    if not at:
+        return [], lines
+    start = at[0] - 1
     end = start + 2
     while end < len(lines) and _KEY_RE.match(lines[end].rstrip("\r\n")):
         end += 1
@@ -170,50 +191,91 @@ def check_kept(original: str, applied: str, ov: dict[str, str]) -> list[str]:
     added, rest = split_added(applied)
     before = _lines(original)
     assert len(rest) == len(before)
+    replaced = 0
     for old, new in zip(before, rest):
         m = _KEY_RE.match(old.rstrip("\r\n"))
         if m and not old.startswith("#") and m["key"] in ov:
             end = old[len(old.rstrip("\r\n")):]
             assert new == f"{m['key']}={ov[m['key']]}{end}"
+            replaced += 1
         else:
             assert new == old
+    assert replaced == len([k for k in ov if k in keys_in(original)])
     return added
 
 
+def lacking(text: str) -> list[str]:
+    """Known keys this release's packstack does not write, in a stable order."""
+    return sorted(known_keys() - set(keys_in(text)))
+
+
+@pytest.mark.parametrize("release", GENERATED)
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
-def test_apply_keeps_every_other_line_byte_for_byte(three, newline):
-    text = SAMPLE.replace("\n", newline)
+def test_apply_to_a_generated_file_keeps_every_other_line_byte_for_byte(three, release, newline):
+    text = with_unknown_key(GENERATED[release]).replace("\n", newline)
     ov = overrides(*three, "kvm", PASSWORDS)
     applied = apply_overrides(text, ov, known_keys())
-    added = check_kept(text, applied, ov)
-    assert added[0] == newline and added[1] == ADDED_COMMENT + newline
-    in_sample = {m["key"] for line in _lines(SAMPLE) if (m := _KEY_RE.match(line.rstrip("\n")))}
-    assert [line.split("=")[0] for line in added[2:]] == [k for k in ov if k not in in_sample]
+    assert check_kept(text, applied, ov) == []       # every key labvirt sets is one packstack generated
     assert all(line.endswith(newline) for line in _lines(applied))
     assert f"CONFIG_NEUTRON_OVS_BRIDGE_IFACES=br-ex:eth1{newline}" in applied
+    assert f"CONFIG_NEUTRON_OVN_BRIDGE_IFACES=br-ex:eth1{newline}" in applied
     assert f"CONFIG_CONTROLLER_HOST=192.168.1.100{newline}" in applied
-    assert f"CONFIG_SITE_MIRROR=http://mirror.classroom.lan/centos{newline}" in applied   # unknown key kept
+    # packstack put the generating host's address (192.0.2.10) wherever a host goes; labvirt replaces it in
+    # all host keys but two it leaves at packstack's default (the controller): LDAP (unused) and sahara's host
+    still = {m["key"] for line in _lines(applied) if (m := _KEY_RE.match(line.rstrip("\r\n"))) and "192.0.2.10" in line}
+    assert still == {"CONFIG_KEYSTONE_LDAP_URL"} | ({"CONFIG_SAHARA_HOST"} if release != RELEASES["epoxy"] else set())
+    assert f"{UNKNOWN}{newline}" in applied           # a key labvirt does not know is left alone
 
 
-def test_apply_crlf_is_the_lf_result_with_crlf(three):
-    ov = overrides(*three, "qemu", PASSWORDS)
-    lf = apply_overrides(SAMPLE, ov, known_keys())
-    assert apply_overrides(SAMPLE.replace("\n", "\r\n"), ov, known_keys()) == lf.replace("\n", "\r\n")
+@pytest.mark.parametrize("release", GENERATED)
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_keys_the_release_lacks_go_under_labvirts_comment_at_the_end(three, release, newline):
+    text = GENERATED[release].replace("\n", newline)
+    missing = lacking(GENERATED[release])
+    ov = {**overrides(*three, "qemu", PASSWORDS), **dict.fromkeys(missing, "n")}
+    applied = apply_overrides(text, ov, known_keys())
+    added = check_kept(text, applied, ov)
+    assert added[:2] == [newline, ADDED_COMMENT + newline]
+    assert added[2:] == [f"{k}=n{newline}" for k in missing]
+    assert applied.endswith(f"{missing[-1]}=n{newline}")     # [general] is the file's only section
 
 
-def test_apply_is_idempotent(three):
-    ov = overrides(*three, "kvm", PASSWORDS)
-    once = apply_overrides(SAMPLE, ov, known_keys())
+def test_a_service_the_release_dropped_is_added_not_found(three):
+    """Epoxy's packstack has no sahara: its generated file says so, and the switch lands among the added keys."""
+    spec, desired = three
+    spec = dataclasses.replace(spec, services={**spec.services, "sahara": True})
+    applied = apply_overrides(GENERATED[RELEASES["epoxy"]], overrides(spec, desired, "kvm", {}), known_keys())
+    added, _ = split_added(applied)
+    assert [line.split("=")[0] for line in added[2:]] == ["CONFIG_SAHARA_INSTALL"]
+    train = apply_overrides(TRAIN, overrides(spec, desired, "kvm", {}), known_keys())
+    assert ADDED_COMMENT not in train and "\nCONFIG_SAHARA_INSTALL=y\n" in train
+
+
+@pytest.mark.parametrize("release", GENERATED)
+def test_apply_crlf_is_the_lf_result_with_crlf(three, release):
+    text = GENERATED[release]
+    ov = {**overrides(*three, "qemu", PASSWORDS), **dict.fromkeys(lacking(text), "y")}
+    lf = apply_overrides(text, ov, known_keys())
+    assert apply_overrides(text.replace("\n", "\r\n"), ov, known_keys()) == lf.replace("\n", "\r\n")
+
+
+@pytest.mark.parametrize("release", GENERATED)
+def test_apply_is_idempotent(three, release):
+    text = GENERATED[release]
+    ov = {**overrides(*three, "kvm", PASSWORDS), **dict.fromkeys(lacking(text), "y")}
+    once = apply_overrides(text, ov, known_keys())
+    assert once != text
     assert apply_overrides(once, ov, known_keys()) == once
 
 
-def test_apply_without_overrides_changes_nothing():
-    assert apply_overrides(SAMPLE, {}, known_keys()) == SAMPLE
+@pytest.mark.parametrize("release", GENERATED)
+def test_apply_without_overrides_changes_nothing(release):
+    assert apply_overrides(GENERATED[release], {}, known_keys()) == GENERATED[release]
 
 
 def test_unknown_override_key_is_refused_with_close_known_keys():
     with pytest.raises(LabvirtError, match=r"packstack does not know CONFIG_HEAT_INSTAL; closest: CONFIG_HEAT_INSTALL"):
-        apply_overrides(SAMPLE, {"CONFIG_HEAT_INSTAL": "y"}, known_keys())
+        apply_overrides(TRAIN, {"CONFIG_HEAT_INSTAL": "y"}, known_keys())
 
 
 def test_missing_keys_go_at_the_end_of_general_before_the_next_section():
@@ -235,13 +297,54 @@ def test_not_an_answer_file_and_multiline_values_are_refused():
     with pytest.raises(LabvirtError, match=r"no \[general\] section"):
         apply_overrides("CONFIG_DEBUG_MODE=n\n", {"CONFIG_DEBUG_MODE": "y"}, known_keys())
     with pytest.raises(LabvirtError, match="one line"):
-        apply_overrides(SAMPLE, {"CONFIG_DEBUG_MODE": "y\nCONFIG_X=1"}, known_keys())
+        apply_overrides(TRAIN, {"CONFIG_DEBUG_MODE": "y\nCONFIG_X=1"}, known_keys())
 
 
-def test_known_keys_cover_the_sample_and_the_issue():
-    in_sample = {m["key"] for line in _lines(SAMPLE) if (m := _KEY_RE.match(line.rstrip("\n")))}
-    assert in_sample - known_keys() == {"CONFIG_SITE_MIRROR"}
-    assert len(in_sample) >= 55
+# -- the generated files and known_keys.txt ----------------------------------------------------
+def release_groups() -> dict[str, set[str]]:
+    """known_keys.txt's '# in: RELEASE ...' headings: key -> the releases named above it."""
+    text = (REPO / "labvirt" / "packstack" / "known_keys.txt").read_text(encoding="utf-8")
+    groups, current = {}, None
+    for line in text.splitlines():
+        if line.startswith("# in:"):
+            current = set(line[len("# in:"):].split())
+        elif line.strip() and not line.startswith("#"):
+            groups[line.strip()] = current
+    return groups
+
+
+def test_generated_files_cover_the_course_era_and_the_current_default():
+    assert list(RELEASES) == ["epoxy", "queens", "rocky", "stein", "train"]
+    for release, text in GENERATED.items():
+        keys = keys_in(text)
+        assert _lines(text)[0] == "[general]\n", release
+        assert len(keys) == len(set(keys)) >= 290, release
+        assert {"CONFIG_CONTROLLER_HOST", "CONFIG_NEUTRON_OVS_BRIDGE_IFACES", "CONFIG_NEUTRON_OVN_BRIDGE_IFACES",
+                "CONFIG_NOVA_LIBVIRT_VIRT_TYPE"} <= set(keys), release
+    # what changed between the course's releases and today's, as packstack itself wrote it
+    agent = {r: re.search(r"^CONFIG_NEUTRON_L2_AGENT=(.*)$", GENERATED[s], re.M).group(1) for r, s in RELEASES.items()}
+    assert agent == {"queens": "openvswitch", "rocky": "openvswitch", "stein": "ovn", "train": "ovn", "epoxy": "ovn"}
+
+
+def test_known_keys_are_exactly_the_keys_packstack_generated():
+    groups = release_groups()
+    assert set(groups) == known_keys()
+    assert set(groups) == set().union(*(keys_in(t) for t in GENERATED.values()))
+    for key, releases in groups.items():
+        assert releases == {r for r, s in RELEASES.items() if key in keys_in(GENERATED[s])}, key
+    # the issue's findings: keys no plugin defines (Newton to master) are gone
+    assert not {"CONFIG_HORIZON_SSL_CACHAIN", "CONFIG_KEYSTONE_SERVICE_NAME"} & known_keys()
+    assert {"sahara", "panko", "lbaas"} <= known_services()            # accepted: a covered release has them
+    assert groups["CONFIG_SAHARA_INSTALL"] == {"queens", "rocky", "stein", "train"}
+
+
+def test_every_password_labvirt_keeps_is_one_packstack_generates():
+    for release, text in GENERATED.items():
+        keys = set(keys_in(text))
+        assert set(CORE_PASSWORDS) <= keys, release
+        for service, secrets in SERVICE_PASSWORDS.items():
+            if f"CONFIG_{service.upper()}_INSTALL" in keys:
+                assert set(secrets) <= keys, (release, service)
 
 
 # -- passwords --------------------------------------------------------------------------------

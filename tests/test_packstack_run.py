@@ -46,7 +46,7 @@ def test_virt_type_follows_the_nested_verdict():
 
 def test_apply_keeps_the_file_and_writes_0600(tmp_path):
     out = tmp_path / "answers.txt"
-    sample = os.path.join(ROOT, "tests", "data", "packstack-answers.txt")
+    sample = os.path.join(ROOT, "tests", "data", "packstack", "epoxy-26.0.0.txt")   # as packstack wrote it
     r = run_cli("packstack", "answers", "--apply", sample, "-o", str(out), "-C", EXAMPLES["three-node"], "-c", "sim")
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600

@@ -56,7 +56,7 @@ SERVICE_PASSWORDS = {   # [services] name -> the secrets packstack needs when th
 
 @cache
 def known_keys() -> frozenset[str]:
-    """Every answer-file key packstack knows (Ocata to Train), from known_keys.txt."""
+    """Every answer-file key of the packstack releases named in known_keys.txt (their union)."""
     text = resources.files(__package__).joinpath("known_keys.txt").read_text(encoding="utf-8")
     return frozenset(s for s in (line.strip() for line in text.splitlines()) if s and not s.startswith("#"))
 
