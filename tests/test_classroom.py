@@ -11,6 +11,7 @@ import pytest
 
 from labvirt.core import class_layout as cr
 from labvirt.driver import simulator as sim
+from labvirt.ops import class_record
 from labvirt.core.capacity import Capacity, Needs, Overcommit
 from labvirt.core.loader import load_lab
 
@@ -166,7 +167,7 @@ def test_placement_across_simulated_hosts_and_refusal(tmp_path):
     assert r.returncode == 0, r.stderr
     on_a, on_b = len(host_view("a")[0]), len(host_view("b")[0])
     assert on_a + on_b == 8 and on_a >= on_b > 0
-    record = json.load(open(cr.record_path("pl")))
+    record = json.load(open(class_record.record_path("pl")))
     assert {s["host"] for s in record["students"].values()} == {"sim:///a", "sim:///b"}
     assert run_cli("class", "destroy", "-C", lab).returncode == 0
     assert host_view("a")[0] == {} and host_view("b")[0] == {}
@@ -218,7 +219,7 @@ def test_check_students_answers_per_host_without_creating_anything(tmp_path):
     fit = json.loads(r.stdout)["class"]
     assert not fit["fits"] and all(h["lacks"] for h in fit["hosts"])
     assert host_view("a")[0] == {} and host_view("b")[0] == {}
-    assert not os.path.exists(cr.record_path("fit"))
+    assert not os.path.exists(class_record.record_path("fit"))
 
 
 def test_roster_by_names_and_by_file(tmp_path):

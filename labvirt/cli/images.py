@@ -158,14 +158,10 @@ def sim_list(json_out: Json = False) -> None:
 @sim_app.command("remove")
 def sim_remove(name: str) -> None:
     """Forget a simulated host and everything on it."""
-    import shutil
-
     from labvirt.driver import simulator as sim
     from labvirt.cli.output import ok
 
-    host = sim.load_host(name)
-    with sim.locked(host.directory):
-        shutil.rmtree(host.directory)
+    sim.remove_host(name)
     ok(f"simulated host {name!r} removed")
 
 

@@ -9,7 +9,6 @@ are recorded, so later commands find each copy where it was put.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, ip_network
@@ -178,7 +177,7 @@ def _how_many(base: Needs, one: Needs, cap: Capacity, oc: Overcommit) -> int:
 
 @dataclass
 class ClassRecord:
-    """Where each student's copy is and which subnets it has (state_home/labs/LAB/class.json)."""
+    """Where each student's copy is and which subnets it has (read and written by labvirt.ops.class_record)."""
 
     lab: str
     students: dict[str, dict] = field(default_factory=dict)   # name -> {"host": uri, "subnets": {net: cidr}}
@@ -189,36 +188,3 @@ class ClassRecord:
 
     def host(self, student: str) -> str:
         return self.students[student]["host"]
-
-
-def record_path(lab: str) -> str:
-    from labvirt.driver.state_files import state_home
-
-    return os.path.join(state_home(), "labs", lab, "class.json")
-
-
-def load_record(lab: str) -> ClassRecord:
-    try:
-        with open(record_path(lab)) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return ClassRecord(lab)
-    return ClassRecord(lab=lab, students=data.get("students", {}))
-
-
-def save_record(record: ClassRecord) -> None:
-    from labvirt.driver.state_files import write_atomic
-
-    path = record_path(record.lab)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomic(path, json.dumps({"lab": record.lab, "students": record.students}, indent=2).encode())
-
-
-def student_copy(spec: LabSpec, student: str) -> tuple[LabCopy, str]:
-    """The student's copy and the host it was placed on, as recorded by `labvirt class up`."""
-    record = load_record(spec.name)
-    if student not in record.students:
-        known = ", ".join(sorted(record.students)) or "none yet"
-        raise LabvirtError(f"no student {student!r} in the class of lab {spec.name!r} (students: {known}); "
-                           "'labvirt class up' creates them")
-    return record.copy(student), record.host(student)

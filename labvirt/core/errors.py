@@ -42,6 +42,11 @@ class LockedError(LabvirtError):
     """Another labvirt process is working on the same lab or simulator."""
 
 
+class StateError(LabvirtError):
+    """A file of labvirt's own state (a simulated host, a class record) is damaged: names the file,
+    what is wrong and what to do. Nothing was changed."""
+
+
 class DriverError(LabvirtError):
     """libvirt (or a tool such as qemu-img) refused an operation; keeps its message."""
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 
 from labvirt.core.errors import SpecError
+from labvirt.core.suggest import closest, did_you_mean, hint
 from labvirt.core.units import parse_size
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
@@ -31,7 +31,7 @@ class Table:
         self.known.add(key)
         if key not in self.data:
             if required:
-                raise SpecError(self.file, self.path(key), "missing required field")
+                raise SpecError(self.file, self.path(key), "missing required field" + self._mistyped(key))
             return default
         return self.data[key]
 
@@ -42,8 +42,7 @@ class Table:
         if not isinstance(value, str):
             self.fail(key, f"must be a string, got {type(value).__name__} {value!r}")
         if choices is not None and value not in choices:
-            hint = _closest(value, choices)
-            self.fail(key, f"got {value!r}; allowed: {', '.join(choices)}{hint}")
+            self.fail(key, f"got {value!r}; allowed: {', '.join(choices)}{did_you_mean(value, choices)}")
         if pattern is not None and not pattern.match(value):
             self.fail(key, f"got {value!r}; allowed: {rule}")
         return value
@@ -104,10 +103,11 @@ class Table:
         """Refuse any key that was not read."""
         for key in self.data:
             if key not in self.known:
-                hint = _closest(key, sorted(self.known))
-                raise SpecError(self.file, self.path(key), f"unknown key{hint}; known: {', '.join(sorted(self.known))}")
+                raise SpecError(self.file, self.path(key),
+                                f"unknown key{did_you_mean(key, self.known)}; known: {', '.join(sorted(self.known))}")
 
-
-def _closest(word: str, choices) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    def _mistyped(self, key: str) -> str:
+        """For a missing required `key`: the key given instead of it, when one not read so far looks like it."""
+        unread = [k for k in self.data if isinstance(k, str) and k not in self.known]
+        typo = closest(key, unread)
+        return f"; {typo[0]!r} is not a known key{hint([key])}" if typo else ""

@@ -2,6 +2,12 @@
 
 Every problem is one SpecError naming the file, the field and what is allowed; nothing is planned
 from a lab that fails here. Pure apart from reading the lab's own files.
+
+Which files are lab files: lab.toml, and in networks/, domains/ and images/ every file whose name
+ends in ".toml" and starts with neither "." nor "#" (`is_lab_file`). Everything else there is left
+alone, so editors' leftovers do not count: emacs lock files (.#controller.toml) and autosaves
+(#controller.toml#), backups (controller.toml~, .bak, .orig) and vim swap files (.controller.toml.swp).
+Lab files are UTF-8 text (TOML requires it; a leading byte-order mark is accepted).
 """
 
 from __future__ import annotations
@@ -13,13 +19,13 @@ from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 
 from labvirt.core.errors import SpecError
 from labvirt.core.fields import NAME_RE, NAME_RULE, Table
-from labvirt.core.spec import (CPU_MODES, DOMAIN_TYPES, NETWORK_MODES, ROLES, BootSpec, ImageSpec, LabSpec,
-                   NetworkSpec, NicSpec, NodeSpec)
+from labvirt.core.spec import (CPU_MODES, DEFAULT_POOL_DIR, DOMAIN_TYPES, NETWORK_MODES, ROLES, BootSpec,
+                               ImageSpec, LabSpec, NetworkSpec, NicSpec, NodeSpec)
+from labvirt.core.units import MiB, TiB
 
 LAB_FILE = "lab.toml"
 BRIDGE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 BRIDGE_RULE = "1-15 characters (Linux's limit) of letters, digits, '_', '.', '-'"
-MiB, GiB, TiB = 1024**2, 1024**3, 1024**4
 
 
 def load_lab(directory: str) -> LabSpec:
@@ -36,7 +42,7 @@ def load_lab(directory: str) -> LabSpec:
                        rule="a Linux user name")
     lab.done()
     storage = top.table("storage")
-    pool_dir = "/var/lib/libvirt/images/labvirt"
+    pool_dir = DEFAULT_POOL_DIR
     if storage is not None:
         pool_dir = storage.str("pool_dir", default=pool_dir)
         if not os.path.isabs(pool_dir):
@@ -81,14 +87,36 @@ def load_lab(directory: str) -> LabSpec:
     return spec
 
 
-def _read_toml(path: str) -> dict:
+def read_text(path: str) -> str:
+    """A file the user wrote (lab file, roster), as text; one SpecError line when it cannot be read or is
+    not UTF-8."""
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(path, "", f"not valid TOML: {e}") from None
+            data = f.read()
     except OSError as e:
         raise SpecError(path, "", f"cannot read: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(path, "", f"not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}, column {column}); "
+                                  "save it again as UTF-8, or move it out of the lab directory if it is not "
+                                  "a lab file") from None
+    return text.removeprefix("\ufeff")
+
+
+def _read_toml(path: str) -> dict:
+    text = read_text(path)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(path, "", f"not valid TOML: {e}") from None
+
+
+def is_lab_file(name: str) -> bool:
+    """In networks/, domains/, images/: "*.toml", not hidden ('.') and not an editor's '#' file."""
+    return name.endswith(".toml") and not name.startswith((".", "#"))
 
 
 def _dir_tables(directory: str, sub: str):
@@ -96,7 +124,7 @@ def _dir_tables(directory: str, sub: str):
     if not os.path.isdir(folder):
         return
     for entry in sorted(os.listdir(folder)):
-        if entry.endswith(".toml"):
+        if is_lab_file(entry):
             path = os.path.join(folder, entry)
             yield Table(_read_toml(path), path), entry[: -len(".toml")]
 

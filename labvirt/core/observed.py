@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from labvirt.core.render import NS
+from labvirt.core.units import to_bytes
 
 
 @dataclass(frozen=True)
@@ -126,14 +127,10 @@ def parse_owner(root: etree._Element) -> Owner | None:
                  name=el.get("name", ""), spec=el.get("spec", ""), shape=el.get("shape", ""))
 
 
-_UNIT = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
-         "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4, "tib": 1024**4, "tb": 1000**4}
-
-
 def _bytes(el, default_unit: str = "bytes") -> int:
     if el is None or el.text is None:
         return 0
-    return int(el.text) * _UNIT[(el.get("unit") or default_unit).lower()]
+    return to_bytes(int(el.text), el.get("unit") or default_unit)
 
 
 def parse_domain(text: str, state: str = "shutoff", current_snapshot: str | None = None,

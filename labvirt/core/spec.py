@@ -15,6 +15,7 @@ ROLES = ("controller", "compute", "network", "storage", "generic")
 NETWORK_MODES = ("nat", "isolated")
 CPU_MODES = ("auto", "host-passthrough", "host-model", "maximum", "default")
 DOMAIN_TYPES = ("auto", "kvm", "qemu")
+DEFAULT_POOL_DIR = "/var/lib/libvirt/images/labvirt"   # [storage] pool_dir when lab.toml gives none
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class LabSpec:
     images: tuple[ImageSpec, ...] = ()
     description: str = ""
     domain_type: str = "auto"
-    pool_dir: str = "/var/lib/libvirt/images/labvirt"
+    pool_dir: str = DEFAULT_POOL_DIR
     ssh_user: str = "root"
     services: dict = field(default_factory=dict, compare=False, hash=False)
     class_table: dict = field(default_factory=dict, compare=False, hash=False)   # [class], see classroom

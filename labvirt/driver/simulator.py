@@ -12,25 +12,24 @@ labvirt's own plan and says the answer is simulated.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import dataclasses
 import json
 import os
-import time
+import shutil
 from dataclasses import asdict, dataclass
 
 import libvirt
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from labvirt.driver.libvirt_driver import Driver, libvirt_errors
-from labvirt.core.errors import LabvirtError, LockedError, UnsupportedError
-from labvirt.driver.state_files import sim_dir, write_atomic
+from labvirt.core.errors import LabvirtError, StateError, UnsupportedError
+from labvirt.core.units import GiB
+from labvirt.driver.libvirt_driver import Driver, libvirt_errors, one_line
+from labvirt.driver.state_files import pid_lock, sim_dir, write_atomic
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 T = ElementMaker(namespace=TEST_NS, nsmap={"test": TEST_NS})
 RUNSTATE = {libvirt.VIR_DOMAIN_RUNNING: 1, libvirt.VIR_DOMAIN_BLOCKED: 1, libvirt.VIR_DOMAIN_PAUSED: 3}
-GiB = 1024**3
 
 
 def parse_uri(uri: str) -> str | None:
@@ -75,19 +74,67 @@ def create_host(name: str, cpus: int = 16, memory: int = 64 * GiB, disk: int = 1
 
 
 def load_host(name: str) -> SimHost:
+    """The simulated host `name` as host.json describes it; StateError naming the file when it is damaged."""
     path = os.path.join(sim_dir(name), "host.json")
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         return create_host(name) if name == "default" else _missing(name)
-    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return SimHost(**data)
+    except OSError as e:
+        raise _damaged(name, path, f"cannot read: {e.strerror}") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as e:          # JSONDecodeError, UnicodeDecodeError
+        raise _damaged(name, path, f"not valid JSON: {e}") from None
+    problem = _host_problem(name, data)
+    if problem:
+        raise _damaged(name, path, problem)
+    return SimHost(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def _host_problem(name: str, data) -> str | None:
+    """What makes host.json's content unusable, or None."""
+    from labvirt.host.profiles import PROFILES
+
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(SimHost)})
+    if unknown:
+        return f"unknown key {unknown[0]!r}"
+    if data.get("name") != name:
+        return f"'name' is {data.get('name')!r}, expected {name!r}"
+    for key in ("cpus", "memory", "disk"):
+        value = data.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"{key!r} is {value!r}, expected a positive whole number"
+    if data.get("profile", PROFILES[0]) not in PROFILES:
+        return f"'profile' is {data['profile']!r}, expected one of {', '.join(PROFILES)}"
+    for key in ("networks_inactive", "networks_autostart", "pools_autostart"):
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"{key!r} is {value!r}, expected a list of names"
+    return None
+
+
+def _damaged(name: str, path: str, problem: str) -> StateError:
+    return StateError(f"{path}: damaged simulated host file ({problem}); nothing was changed. Repair it, or "
+                      f"start the simulated host over with 'labvirt sim create {name} --replace' "
+                      "(what was simulated on it is lost)")
 
 
 def _missing(name: str):
     raise LabvirtError(f"no simulated host {name!r}: create it with 'labvirt sim create {name}' "
                        "(the simulator 'sim' = 'sim:///default' is created on first use)")
+
+
+def remove_host(name: str) -> None:
+    """Forget the simulated host `name` and everything on it; works on a damaged host too."""
+    d = sim_dir(name)
+    if not os.path.isdir(d):
+        _missing(name)
+    with locked(d):
+        shutil.rmtree(d)
 
 
 def _empty_node(host: SimHost) -> etree._Element:
@@ -106,29 +153,13 @@ def _write_host(host: SimHost) -> None:
     write_atomic(os.path.join(host.directory, "host.json"), json.dumps(data, indent=2).encode())
 
 
-@contextlib.contextmanager
 def locked(directory: str, wait: float | None = None):
-    """Hold the host's lock; wait a bounded time for another process, then say who holds it."""
+    """Hold the host's lock (`directory`/lock); wait a bounded time for another process
+    ($LABVIRT_LOCK_WAIT seconds, default 10), then say who holds it."""
     wait = float(os.environ.get("LABVIRT_LOCK_WAIT", "10")) if wait is None else wait
-    os.makedirs(directory, exist_ok=True)
-    fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    raise LockedError(f"simulated host in {directory} is busy: another labvirt process "
-                                      f"(pid {holder}) is working on it; try again when it finishes") from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)   # closing releases the flock
+    return pid_lock(os.path.join(directory, "lock"), wait=wait,
+                    busy=lambda pid: f"simulated host in {directory} is busy: another labvirt process "
+                                     f"(pid {pid}) is working on it; try again when it finishes")
 
 
 class SimDriver(Driver):
@@ -144,8 +175,11 @@ class SimDriver(Driver):
             node = os.path.join(host.directory, "node.xml")
             if not os.path.exists(node):
                 write_atomic(node, etree.tostring(_empty_node(host), pretty_print=True))
-            with libvirt_errors(f"loading simulated host {host.name}"):
+            try:
                 conn = libvirt.open(f"test://{node}")
+            except libvirt.libvirtError as e:
+                raise _damaged(host.name, node, "libvirt's test driver cannot load it: "
+                               + one_line(e.get_error_message() or str(e))) from None
             super().__init__(conn, f"sim:///{host.name}")
             self._restore_flags()
         except BaseException:

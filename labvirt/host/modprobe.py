@@ -13,10 +13,11 @@ kvm_intel's `nested` is a boolean (Y/N/1/0, on/off); kvm_amd's is an integer (1 
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass
+
+from labvirt.core.suggest import closest, hint
 
 NESTED_MODULES = ("kvm_intel", "kvm_amd")
 VENDOR_MODULE = {"intel": "kvm_intel", "amd": "kvm_amd"}
@@ -114,7 +115,7 @@ def logical_lines(text: str):
 def _near(word: str, choices, known=()) -> str | None:
     if word in known:
         return None
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.7)
+    close = closest(word, choices, cutoff=0.7)
     return close[0] if close else None
 
 
@@ -264,7 +265,7 @@ def _line(path, first, last, line, known, settings, problems) -> None:
         else:
             meant = _near(module, NESTED_MODULES, known)
             if meant:
-                problem("module-name", f"there is no module '{tokens[1]}' (did you mean {meant}?): this line does nothing",
+                problem("module-name", f"there is no module '{tokens[1]}'{hint([meant])}: this line does nothing",
                         f"options {meant} {' '.join(params)}", meant)
 
 

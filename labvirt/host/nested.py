@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 
 from labvirt.core.errors import LabvirtError
+from labvirt.driver.state_files import write_atomic
 from labvirt.host.facts import HostFacts, read_host
 from labvirt.host.modprobe import CMDLINE, logical_lines, nested_state, parse_modprobe, without_nested
 from labvirt.host.verdict import CPU_MODULE
@@ -161,11 +162,7 @@ def apply_nested(plan: NestedPlan, root: str = "/", running_vms: int | None = No
     for edit in plan.edits:
         full = os.path.join(root, edit.path.lstrip("/"))
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        tmp = f"{full}.labvirt-tmp"
-        with open(tmp, "w") as f:
-            f.write(edit.after)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, full)
+        write_atomic(full, edit.after.encode())     # 0644; an interrupted write leaves no temporary file
         written.append(edit.path)
     messages, reloaded, error = [], False, ""
     users = read_host(root).users(plan.module) or 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from labvirt.core import class_layout as cr
-from labvirt.ops import engine
+from labvirt.ops import class_record, engine
 from labvirt.core import plan as p
 from labvirt.core.capacity import host_capacity, needs_of
 from labvirt.core.desired import HostParams, desire
@@ -38,7 +38,7 @@ class Classroom:
     def __init__(self, spec: LabSpec, connect: str | None = None):
         self.spec = spec
         self.config = cr.load_class(spec, spec.class_table)
-        self.record = cr.load_record(spec.name)
+        self.record = class_record.load_record(spec.name)
         self.connect = connect
         self._drivers: dict[str, object] = {}
         self._params: dict[str, HostParams] = {}
@@ -95,7 +95,7 @@ class Classroom:
                                       {s: r["subnets"] for s, r in self.record.students.items()})
         for s in students:
             self.record.students[s] = {"host": placement[s], "subnets": subnets[s]}
-        cr.save_record(self.record)
+        class_record.save_record(self.record)
         return students
 
     def fit(self, count: int) -> dict:
@@ -181,7 +181,7 @@ class Classroom:
         engine.apply(the_plan, driver, workers=INNER_WORKERS)
         with self._open:
             self.record.students.pop(student, None)
-            cr.save_record(self.record)
+            class_record.save_record(self.record)
         return f"removed ({len(the_plan.actions)} actions)"
 
     def rebuild(self, student: str) -> str:

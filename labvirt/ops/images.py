@@ -18,7 +18,7 @@ from labvirt.ops.volumes import removed_on_failure
 from labvirt.core.identity import IMAGE_POOL
 from labvirt.core.observed import Observed
 from labvirt.core.render import render_pool, render_volume, tostring
-from labvirt.core.spec import ImageSpec, LabSpec
+from labvirt.core.spec import DEFAULT_POOL_DIR, ImageSpec, LabSpec
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def images_dir(spec: LabSpec | None, host, observed: Observed) -> str:
         return pool.path
     if host.image_dir:
         return host.image_dir
-    return image_pool_path(host.pool_dir or (spec.pool_dir if spec else "/var/lib/libvirt/images/labvirt"))
+    return image_pool_path(host.pool_dir or (spec.pool_dir if spec else DEFAULT_POOL_DIR))
 
 
 def ensure_pool(driver, observed: Observed, directory: str) -> None:

@@ -8,15 +8,14 @@ context manager: the simulator saves its state on exit, and the lab copy stays l
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from dataclasses import dataclass, field
 
 from labvirt.core.desired import DesiredLab, HostParams, desire
-from labvirt.core.errors import LabvirtError, LockedError
+from labvirt.core.errors import LabvirtError
 from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
-from labvirt.driver.state_files import lab_state_dir
+from labvirt.driver.state_files import lab_state_dir, pid_lock
 from labvirt.core.spec import LabSpec
 
 DEFAULT_URI = "qemu:///system"
@@ -79,23 +78,11 @@ def _remote_verdict(driver) -> dict:
             "l2_virt_type": "kvm" if dt == "kvm" else "qemu", "source": "remote capabilities"}
 
 
-@contextlib.contextmanager
 def lab_lock(lab: str, student: str, uri: str):
     """Two labvirt processes on one lab copy do not race: the second is told at once."""
-    path = os.path.join(lab_state_dir(lab, student), "lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            who = f"lab {lab!r}" + (f" student {student!r}" if student else "")
-            raise LockedError(f"{who} is busy: another labvirt process (pid {holder}) is working on it") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+    who = f"lab {lab!r}" + (f" student {student!r}" if student else "")
+    return pid_lock(os.path.join(lab_state_dir(lab, student), "lock"),
+                    busy=lambda pid: f"{who} is busy: another labvirt process (pid {pid}) is working on it")
 
 
 @dataclass
@@ -117,7 +104,7 @@ class Session:
         if spec is not None:
             copy = LabCopy(spec.name)
             if student:
-                from labvirt.core.class_layout import student_copy   # class mode records each student's subnets and host
+                from labvirt.ops.class_record import student_copy   # class mode records each student's subnets and host
 
                 copy, placed = student_copy(spec, student)
         uri = connect or placed or resolve_uri(None)

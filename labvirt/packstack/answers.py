@@ -14,7 +14,6 @@ Network hosts are the nodes with role "network", else the controller.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from functools import cache
@@ -23,6 +22,7 @@ from importlib import resources
 from labvirt.core.desired import DesiredDomain, DesiredLab
 from labvirt.core.errors import LabvirtError, SpecError
 from labvirt.core.spec import LabSpec
+from labvirt.core.suggest import did_you_mean
 
 EXTERNAL_BRIDGE = "br-ex"
 PHYSNET = "extnet"
@@ -66,11 +66,6 @@ def known_services() -> frozenset[str]:
     return frozenset(m.group(1).lower() for k in known_keys() if (m := INSTALL_RE.match(k)))
 
 
-def _close(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=3, cutoff=0.6)
-    return f"; closest: {', '.join(close)}" if close else ""
-
-
 def _lab_file(spec: LabSpec) -> str:
     return os.path.join(spec.directory, "lab.toml")
 
@@ -81,7 +76,7 @@ def service_switches(spec: LabSpec) -> dict[str, str]:
     for name, value in spec.services.items():
         service = name.lower().replace("-", "_")
         if service not in known:
-            raise SpecError(_lab_file(spec), f"services.{name}", f"packstack has no service {name!r}{_close(service, known)}")
+            raise SpecError(_lab_file(spec), f"services.{name}", f"packstack has no service {name!r}{did_you_mean(service, known, n=3)}")
         if isinstance(value, str) and value.lower() in ("y", "yes", "true", "n", "no", "false"):
             value = value.lower() in ("y", "yes", "true")
         if not isinstance(value, bool):
@@ -111,7 +106,7 @@ def _check_network(spec: LabSpec, desired: DesiredLab, name: str, field: str) ->
     names = [n.key for n in desired.networks]
     if name not in names:
         raise SpecError(_lab_file(spec), f"packstack.{field}",
-                        f"no network {name!r} in this lab (networks: {', '.join(names)}){_close(name, names)}")
+                        f"no network {name!r} in this lab (networks: {', '.join(names)}){did_you_mean(name, names, n=3)}")
     return name
 
 
@@ -237,7 +232,7 @@ def apply_overrides(text: str, overrides: dict[str, str], known: frozenset[str])
     """
     unknown = [k for k in overrides if k not in known]
     if unknown:
-        raise LabvirtError("packstack does not know " + "; ".join(f"{k}{_close(k, known)}" for k in unknown))
+        raise LabvirtError("packstack does not know " + "; ".join(f"{k}{did_you_mean(k, known, n=3)}" for k in unknown))
     for key, value in overrides.items():
         if "\n" in value or "\r" in value:
             raise LabvirtError(f"{key}: an answer-file value must be one line")
