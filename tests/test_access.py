@@ -14,9 +14,9 @@ from .conftest import EXAMPLES, run_cli, small_lab
 def test_inventory_groups_by_role_with_login_addresses():
     spec = load_lab(EXAMPLES["three-node"])
     text = inventory(desire(spec, LabCopy(spec.name), HostParams()), "root", "/k")
-    assert "[controller]\ncontroller ansible_host=192.168.1.100\n" in text
-    assert "[compute]\ncompute1 ansible_host=192.168.1.101\ncompute2 ansible_host=192.168.1.102\n" in text
-    assert "ansible_ssh_private_key_file=/k" in text
+    assert "[labvirt_controller]\ncontroller ansible_host=192.168.1.100\n" in text
+    assert "[labvirt_compute]\ncompute1 ansible_host=192.168.1.101\ncompute2 ansible_host=192.168.1.102\n" in text
+    assert "ansible_ssh_private_key_file='/k'" in text
 
 
 def test_ssh_goes_through_the_libvirt_host_for_remote_uris():
@@ -33,7 +33,7 @@ def test_hosts_and_inventory_commands(tmp_path):
     assert r.returncode == 0
     assert "192.168.100.100 controller\n" in r.stdout and r.stdout.startswith("# BEGIN labvirt openstack")
     r = run_cli("inventory", "-C", EXAMPLES["standard"])
-    assert r.returncode == 0 and "[compute]\ncompute ansible_host=192.168.100.110" in r.stdout
+    assert r.returncode == 0 and "[labvirt_compute]\ncompute ansible_host=192.168.100.110" in r.stdout
 
 
 def test_ssh_on_the_simulator_says_there_is_nothing_to_log_in_to(tmp_path):

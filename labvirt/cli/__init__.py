@@ -2,34 +2,101 @@
 
 Command groups live in their own modules and are registered here. One place (`main`) turns a
 LabvirtError into one line on stderr and an exit code.
+
+Options before the command, as in `virsh -c URI CMD`: `--connect/-c` (a command's own --connect
+wins, see options.global_connect) and shell completion. Completion is Typer's (the scripts and the
+`_LABVIRT_COMPLETE` protocol) with the shell always named by the user, so nothing is detected and
+nothing is imported for it unless it is asked for.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from enum import Enum
+from typing import Annotated, Optional
 
 import typer
 
 from labvirt.cli import classroom, host, images, lab, ops, packstack
+from labvirt.cli.options import CONNECT_HELP
+
+PROG = "labvirt"                    # the console script: completion scripts and usage lines name it
+COMPLETE_VAR = "_LABVIRT_COMPLETE"  # set by the completion scripts when the shell asks for candidates
+
+
+class Shell(str, Enum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
 
 app = typer.Typer(
-    name="labvirt",
+    name=PROG,
     help="Build and rebuild OpenStack training labs on libvirt (or on the built-in simulator).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,           # Typer's own guesses the shell; ours below takes it as an argument
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+def _completion_classes() -> None:
+    """Typer's completion classes (bash, zsh, fish) replace click's defaults: its scripts speak to them."""
+    from typer.completion import completion_init
+
+    completion_init()
+
+
+def _show_completion(ctx: typer.Context, value: Optional[Shell]) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    from typer.completion import get_completion_script
+
+    _completion_classes()
+    typer.echo(get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=value.value))
+    raise typer.Exit()
+
+
+def _install_completion(ctx: typer.Context, value: Optional[Shell]) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    from typer.completion import install
+
+    _completion_classes()
+    shell, path = install(shell=value.value, prog_name=PROG, complete_var=COMPLETE_VAR)
+    typer.echo(f"{shell} completion for {PROG} installed in {path}; it takes effect in a new shell", err=True)
+    raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    connect: Annotated[Optional[str], typer.Option(
+        "--connect", "-c", show_default=False,
+        help=CONNECT_HELP + " Also accepted after the command, where it wins.")] = None,
+    install_completion: Annotated[Optional[Shell], typer.Option(
+        "--install-completion", metavar="SHELL", callback=_install_completion, expose_value=False, is_eager=True,
+        help="Install tab completion for SHELL (bash, zsh or fish) in your shell's start-up files.")] = None,
+    show_completion: Annotated[Optional[Shell], typer.Option(
+        "--show-completion", metavar="SHELL", callback=_show_completion, expose_value=False, is_eager=True,
+        help="Print the completion script for SHELL (bash, zsh or fish), to install it yourself.")] = None,
+) -> None:
+    # the value is read by each command's --connect (options.global_connect), not here
+    pass
+
+
 for _module in (lab, host, images, ops, classroom, packstack):
     _module.register(app)
+
+if COMPLETE_VAR in os.environ:      # the shell asks for candidates: answer in the scripts' format
+    _completion_classes()
 
 
 def main() -> None:
     from labvirt.core.errors import LabvirtError
 
     try:
-        app()   # standalone: click reports usage errors and exits itself
+        app(prog_name=PROG)   # standalone: click reports usage errors and exits itself
     except LabvirtError as e:
         if str(e):          # Reported(): the command has already said what failed
             from labvirt.cli.output import err

@@ -208,5 +208,8 @@ def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
         domains.append(replace(d, spec=spec_hash(d),
                                shape=spec_hash((d.domain_type, d.cpu_mode, d.disk, d.seed, d.boot))))
     used_images = tuple(images[n.image] for n in spec.nodes if n.image is not None)
-    return DesiredLab(copy=copy, networks=tuple(networks), pool=pool, volumes=tuple(volumes),
-                      domains=tuple(domains), images=tuple(dict.fromkeys(used_images)), warnings=tuple(warnings))
+    from labvirt.core.seed_size import with_seed_sizes     # needs the whole lab: documents name every node
+
+    return with_seed_sizes(DesiredLab(copy=copy, networks=tuple(networks), pool=pool, volumes=tuple(volumes),
+                                      domains=tuple(domains), images=tuple(dict.fromkeys(used_images)),
+                                      warnings=tuple(warnings)), user=spec.ssh_user)

@@ -1,10 +1,26 @@
-"""Logging in to nodes: login addresses, ssh argv, an Ansible inventory. Pure."""
+"""Logging in to nodes: login addresses, the ssh options, ssh argv, an Ansible inventory. Pure.
+
+The ssh options live in one place (`ssh_options`): `labvirt ssh`, `packstack run` and the Ansible
+inventory all log in with the lab's key only, labvirt's own known_hosts file (new hosts accepted,
+changed keys refused) and, for nodes on a qemu+ssh host, a jump through that host.
+
+Ansible groups: `labvirt_ROLE` per role (`labvirt_controller`, `labvirt_compute`, ...) and
+`labvirt_nodes` holding them all, which carries the connection variables (not `all`, so an inventory
+combined with others does not hand the lab's key to foreign hosts). Node names cannot contain '_'
+(see core.fields.NAME_RE), so no group can share a name with a host, which Ansible warns about and
+resolves by turning the host's variables into the group's.
+"""
 
 from __future__ import annotations
 
-from labvirt.core.desired import DesiredDomain, DesiredLab
+import shlex
 
-GROUPS = {"controller": "controller", "compute": "compute", "network": "network", "storage": "storage"}
+from labvirt.core.desired import DesiredDomain, DesiredLab
+from labvirt.core.errors import LabvirtError
+
+GROUP_PREFIX = "labvirt_"
+NODES_GROUP = "labvirt_nodes"
+ANSIBLE_RESERVED = ("all", "ungrouped")     # Ansible's implicit groups: a host of that name collides
 
 
 def login_address(dom: DesiredDomain) -> str | None:
@@ -12,28 +28,51 @@ def login_address(dom: DesiredDomain) -> str | None:
     return next((str(n.address) for n in dom.nics if n.address is not None), None)
 
 
+def ssh_options(key: str, known_hosts: str | None = None, jump: str | None = None) -> list[str]:
+    """The ssh client options for logging in to a lab node (also valid for scp and sftp)."""
+    opts = ["-i", key, "-o", "IdentitiesOnly=yes"]
+    if known_hosts:
+        opts += ["-o", f"UserKnownHostsFile={known_hosts}"]
+    opts += ["-o", "StrictHostKeyChecking=accept-new"]
+    if jump:
+        opts += ["-J", jump]
+    return opts
+
+
 def ssh_argv(address: str, user: str, key: str, known_hosts: str, jump: str | None = None,
              command: list[str] = ()) -> list[str]:
-    argv = ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={known_hosts}",
-            "-o", "StrictHostKeyChecking=accept-new"]
-    if jump:
-        argv += ["-J", jump]
-    argv.append(f"{user}@{address}")
+    argv = ["ssh", *ssh_options(key, known_hosts, jump), f"{user}@{address}"]
     if command:
         argv += ["--", *command]
     return argv
 
 
-def inventory(desired: DesiredLab, user: str, key: str) -> str:
-    """Ansible INI inventory: groups by role (controller, compute, ...), login address per host."""
+def role_group(role: str) -> str:
+    return GROUP_PREFIX + role
+
+
+def _ini_value(value: str) -> str:
+    """A value Ansible's INI parser reads back exactly: it evaluates values as Python literals."""
+    return repr(value)
+
+
+def inventory(desired: DesiredLab, user: str, key: str, known_hosts: str | None = None,
+              jump: str | None = None) -> str:
+    """Ansible INI inventory: a group per role, every node's login address, the lab's ssh options."""
     groups: dict[str, list[str]] = {}
     for dom in desired.domains:
+        if dom.key in ANSIBLE_RESERVED:
+            raise LabvirtError(f"node {dom.key!r}: Ansible reserves this name for a group of hosts; "
+                               f"rename domains/{dom.key}.toml to use 'labvirt inventory'")
         address = login_address(dom)
         host = dom.key + (f" ansible_host={address}" if address else "")
-        groups.setdefault(GROUPS.get(dom.role, "other"), []).append(host)
-    lines = [f"# labvirt lab {desired.copy.prefix}"]
+        groups.setdefault(role_group(dom.role), []).append(host)
+    lines = [f"# labvirt lab {desired.copy.prefix}: groups {NODES_GROUP} and {GROUP_PREFIX}ROLE"]
     for group in sorted(groups):
         lines += [f"[{group}]", *groups[group], ""]
-    lines += ["[all:vars]", f"ansible_user={user}", f"ansible_ssh_private_key_file={key}",
-              "ansible_ssh_common_args='-o StrictHostKeyChecking=accept-new'", ""]
+    lines += [f"[{NODES_GROUP}:children]", *sorted(groups), ""]
+    lines += [f"[{NODES_GROUP}:vars]",
+              f"ansible_user={_ini_value(user)}",
+              f"ansible_ssh_private_key_file={_ini_value(key)}",
+              f"ansible_ssh_common_args={_ini_value(shlex.join(ssh_options(key, known_hosts, jump)))}", ""]
     return "\n".join(lines)

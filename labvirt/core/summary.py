@@ -25,8 +25,10 @@ def describe(desired: DesiredLab, plan: Plan | None = None) -> dict:
             "nics": [{"name": n.name, "network": n.network, "mac": n.mac, "model": n.model,
                       "address": str(n.address) if n.address else None} for n in dom.nics],
         } for dom in desired.domains],
+        # kind "seed": the cloud-init ISO; its capacity is the ISO's size (core.seed_size)
         "volumes": [{"pool": v.pool, "name": v.name, "capacity": format_size(v.capacity),
-                     "capacity_bytes": v.capacity, "format": v.format, "backing": v.backing, "node": v.node}
+                     "capacity_bytes": v.capacity, "format": v.format, "backing": v.backing, "node": v.node,
+                     "kind": v.kind}
                     for v in desired.volumes],
         "images": [{"name": i.name, "volume": i.volume, "recipe_hash": i.recipe_hash} for i in desired.images],
         "warnings": list(desired.warnings),
