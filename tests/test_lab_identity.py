@@ -17,6 +17,7 @@ from labvirt.core.plan import DefineNetwork, UpdateDomain, plan_destroy, plan_up
 from labvirt.core.render import render_domain, render_network, tostring
 from labvirt.driver import simulator as sim
 
+from .conftest import write_lab
 from .test_refusals import cli, lab, sim_view
 
 COPY = LabCopy("lab", origin="/labs/one")
@@ -123,3 +124,40 @@ def test_snapshot_uses_the_one_ownership_check(tmp_path):
     with pytest.raises(Exception) as e:
         lab_nodes(d, Observed(domains={stranger.name: stranger}))
     assert "has no labvirt metadata" in str(e.value)
+
+
+def test_two_lab_directories_and_a_move_on_the_real_daemon(tmp_path, daemon):
+    """The origin survives libvirt's round trip (persistent XML of active networks and domains too)."""
+    import libvirt
+
+    def names():
+        conn = libvirt.open(daemon)
+        try:
+            return ({d.name() for d in conn.listAllDomains() if d.name().startswith("h4same-")},
+                    {n.name() for n in conn.listAllNetworks() if n.name().startswith("h4same-")})
+        finally:
+            conn.close()
+
+    pool = f'[storage]\npool_dir = "{tmp_path / "pool"}"\n'
+    one = write_lab(tmp_path / "one", "h4same", networks={"a": 'mode = "isolated"\nsubnet = "10.253.78.0/24"\n'},
+                    nodes={"alpha": 'memory = "64MiB"\ndisk = "16MiB"\n[[nic]]\nnetwork = "a"\n'},
+                    lab_extra='domain_type = "qemu"\n' + pool)
+    two = str(tmp_path / "two")
+    shutil.copytree(one, two)
+    moved = str(tmp_path / "moved")
+    try:
+        assert cli("up", "-C", one, "-c", daemon, "--no-start")[0] == 0
+        made = names()
+        assert made == ({"h4same-alpha"}, {"h4same-a"})
+        code, _, msg = cli("up", "-C", two, "-c", daemon, "--no-start")
+        assert code == 1 and f"another lab directory, {one}" in msg
+        assert cli("destroy", "-C", two, "-c", daemon)[0] == 0 and names() == made
+        shutil.move(one, moved)
+        assert cli("up", "-C", moved, "-c", daemon, "--no-start")[0] == 1
+        assert cli("up", "-C", moved, "-c", daemon, "--no-start", "--adopt")[0] == 0
+        assert cli("up", "-C", moved, "-c", daemon, "--no-start") == (0, "", "")
+    finally:
+        for d in (moved, one):
+            if os.path.isdir(d):
+                cli("destroy", "-C", d, "-c", daemon)
+    assert names() == (set(), set())
