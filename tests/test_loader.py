@@ -79,7 +79,7 @@ BAD = [
      "controller.toml", "memory", "missing required field"),
     ("missing subnet", lambda n, d: ({**n, "mgmt": 'mode = "isolated"\n'}, d), "mgmt.toml", "subnet", "missing"),
     ("host bits set", lambda n, d: ({**n, "provider": 'mode = "nat"\nsubnet = "10.5.116.0/8"\n'}, d),
-     "provider.toml", "subnet", "host bits set; did you mean '10.0.0.0/8'"),
+     "provider.toml", "subnet", "host bits set; did you mean '10.5.116.0/24'? ('10.0.0.0/8' is the /8"),
     ("overlapping subnets", lambda n, d: ({**n, "other": 'mode = "isolated"\nsubnet = "192.168.0.0/16"\n'}, d),
      "other.toml", "subnet", "overlaps 192.168.1.0/24"),
     ("address outside subnet", lambda n, d: (n, {**d, "compute1": COMPUTE.replace("192.168.1.101", "192.168.2.101")}),

@@ -23,7 +23,8 @@ GOLDEN = os.path.join(ROOT, "tests", "golden")
 
 def documents(example, domain_type="kvm"):
     spec = load_lab(EXAMPLES[example])
-    d = desire(spec, LabCopy(spec.name), HostParams(domain_type=domain_type))
+    # a fixed lab directory: the golden files must not depend on where the repository is
+    d = desire(spec, LabCopy(spec.name, origin=f"/labs/{example}"), HostParams(domain_type=domain_type))
     docs = [(f"network-{n.name}.xml", render_network(n)) for n in d.networks]
     docs.append((f"pool-{d.pool.name}.xml", render_pool(d.pool)))
     docs += [(f"volume-{v.name}.xml", render_volume(v)) for v in d.volumes]

@@ -13,6 +13,9 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Only show the plan; cha
 DomainType = Annotated[Optional[str], typer.Option(
     help="Override the domain type (kvm or qemu) the host check would choose.")]
 Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="Concurrent libvirt operations.")]
+Force = Annotated[bool, typer.Option("--force", help="Start the nodes even when they do not fit in the host's memory.")]
+Adopt = Annotated[bool, typer.Option("--adopt", help="Take over this lab's objects that were made from another "
+                                                     "lab directory (after moving the lab directory).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -46,7 +49,8 @@ def plan(
     offline: Annotated[bool, typer.Option(help="Do not look at libvirt: plan as if nothing existed.")] = False,
     domain_type: DomainType = None,
 ) -> None:
-    """Show what 'up' would create or change (networks, nodes, volumes), as tables or --json."""
+    """Show what 'up' would create or change (networks, nodes, volumes), as tables or --json.
+    Exits 1 when 'up' would refuse it ('blocked:' lines other than golden images 'up' builds)."""
     from labvirt.ops.session import Session
     from labvirt.core.summary import describe
     from labvirt.cli.output import print_json, warn
@@ -69,6 +73,10 @@ def plan(
         print_plan(data)
     for w in desired.warnings:
         warn(w)
+    if the_plan.refused:
+        from labvirt.core.errors import Reported
+
+        raise Reported()
 
 
 def write_xml(desired, the_plan, directory: str) -> list[str]:
@@ -116,6 +124,8 @@ def up(
     workers: Workers = 8,
     domain_type: DomainType = None,
     json_out: Json = False,
+    force: Force = False,
+    adopt: Adopt = False,
 ) -> None:
     """Create or update the lab on the libvirt host and start its nodes. A second run changes nothing."""
     from labvirt.ops.session import Session
@@ -128,7 +138,7 @@ def up(
         from labvirt.ops.nodes import plan_up
 
         desired, the_plan = plan_up(session, recreate=recreate, start=not no_start, dry_run=dry_run,
-                                    build=not no_build,
+                                    build=not no_build, force=force, adopt=adopt,
                                     build_image=lambda name: build_images(session, [name], force=False))
         for w in desired.warnings:
             warn(w)
@@ -141,6 +151,10 @@ def up(
                 from labvirt.cli.tables import print_plan
 
                 print_plan(data)
+            if the_plan.refused or (no_build and the_plan.missing_images):
+                from labvirt.core.errors import Reported
+
+                raise Reported()
             return
         where = f"{session.uri}" + (" (simulated)" if session.simulated else "")
         if the_plan.empty and not the_plan.blockers:

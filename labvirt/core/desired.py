@@ -54,6 +54,7 @@ class DesiredNetwork:
     lab: str
     student: str
     spec: str = ""
+    origin: str = ""           # the lab directory (metadata only: not part of the spec hash)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class DesiredDomain:
     student: str = ""
     spec: str = ""             # hash of everything above
     shape: str = ""            # hash of what cannot change in place (needs the node recreated)
+    origin: str = ""           # the lab directory (metadata only: not part of the spec hash)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,9 @@ def cpu_mode(node: NodeSpec, host: HostParams, warnings: list[str]) -> str:
 
 
 def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
+    """`copy.origin` defaults to the lab's directory: what tells two lab directories of one name apart."""
+    if not copy.origin:
+        copy = replace(copy, origin=spec.directory)
     pool_dir = host.pool_dir or spec.pool_dir
     warnings: list[str] = []
     pool = DesiredPool(name=copy.pool_name, uuid=copy.pool_uuid(), path=copy.pool_path(pool_dir))
@@ -179,7 +184,7 @@ def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
             bridge=copy.bridge_name(net), subnet=copy.subnet(net), gateway=copy.address(net, net.gateway),
             dhcp_start=copy.address(net, net.dhcp_start), dhcp_end=copy.address(net, net.dhcp_end),
             hosts=hosts, domain=net.domain, lab=copy.lab, student=copy.student)
-        networks.append(replace(d, spec=spec_hash(d)))
+        networks.append(replace(d, spec=spec_hash(d), origin=copy.origin))
 
     recipes = {i.name: i for i in spec.images}
     volumes, domains = [], []
@@ -205,7 +210,7 @@ def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
             domain_type=host.domain_type, vcpus=node.vcpus, memory=node.memory,
             cpu_mode=cpu_mode(node, host, warnings), nics=nics_by_node[node.name], disk=disk.path,
             seed=seed.path if seed else None, boot=node.boot, lab=copy.lab, student=copy.student)
-        domains.append(replace(d, spec=spec_hash(d),
+        domains.append(replace(d, spec=spec_hash(d), origin=copy.origin,
                                shape=spec_hash((d.domain_type, d.cpu_mode, d.disk, d.seed, d.boot))))
     used_images = tuple(images[n.image] for n in spec.nodes if n.image is not None)
     from labvirt.core.seed_size import with_seed_sizes     # needs the whole lab: documents name every node

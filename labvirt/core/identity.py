@@ -4,6 +4,8 @@ A lab can be instantiated many times: the lab itself (student "") and one copy p
 has its own name prefix and may have its own subnets (same prefix length, allocated by the class
 commands); every address keeps its host part, so `.100` in the lab file is `.100` in every copy.
 Names, MACs, UUIDs and bridges derive from (lab, student, object), so a re-run finds the same objects.
+The lab directory (`origin`) is recorded in every object's metadata but derives nothing: two lab
+directories with one lab name want the same names, and the origin tells their objects apart.
 Pure: no I/O.
 """
 
@@ -31,6 +33,7 @@ class LabCopy:
     lab: str
     student: str = ""
     subnets: tuple[tuple[str, IPv4Network], ...] = ()   # network name -> this copy's subnet
+    origin: str = ""     # the lab directory it comes from (recorded in metadata; "" where unknown)
 
     @property
     def prefix(self) -> str:

@@ -21,6 +21,7 @@ from labvirt.core.errors import SpecError
 from labvirt.core.fields import NAME_RE, NAME_RULE, Table
 from labvirt.core.spec import (CPU_MODES, DEFAULT_POOL_DIR, DOMAIN_TYPES, NETWORK_MODES, ROLES, BootSpec,
                                ImageSpec, LabSpec, NetworkSpec, NicSpec, NodeSpec)
+from labvirt.core.subnets import default_range, host_bits_hint, range_problem
 from labvirt.core.units import MiB, TiB
 
 LAB_FILE = "lab.toml"
@@ -76,6 +77,7 @@ def load_lab(directory: str) -> LabSpec:
     _check_unique("node", nodes)
     _check_unique("image", images)
     _check_overlaps(networks)
+    _check_bridges(networks)
     _check_nodes_against_networks(nodes, networks, images)
     spec = LabSpec(name=name, directory=os.path.abspath(directory), networks=networks, nodes=nodes,
                    images=images, description=description, domain_type=domain_type, pool_dir=pool_dir,
@@ -155,7 +157,9 @@ def _load_network(t: Table, stem: str) -> NetworkSpec:
     except ValueError:
         try:
             loose = ip_network(text, strict=False)
-            t.fail("subnet", f"{text!r} has host bits set; did you mean '{loose}'?")
+            hint = host_bits_hint(ip_address(text.split("/")[0]), loose.prefixlen) if loose.version == 4 \
+                else f"did you mean '{loose}'?"
+            t.fail("subnet", f"{text!r} has host bits set; {hint}")
         except ValueError:
             t.fail("subnet", f"got {text!r}; allowed: an IPv4 network in CIDR form such as '192.168.1.0/24'")
     if not isinstance(subnet, IPv4Network):
@@ -179,9 +183,10 @@ def _load_network(t: Table, stem: str) -> NetworkSpec:
             t.fail("dhcp_range", f"{start} comes after {end}")
         if start <= gw <= end:
             t.fail("dhcp_range", f"range {start}-{end} includes the gateway {gw}")
+        if range_problem(start, end):
+            t.fail("dhcp_range", range_problem(start, end))
     else:
-        half = subnet.network_address + subnet.num_addresses // 2
-        start, end = (half if half != gw else half + 1), last if last != gw else last - 1
+        start, end = default_range(subnet, gw)
     bridge = t.str("bridge", pattern=BRIDGE_RE, rule=BRIDGE_RULE)
     domain = t.str("domain", pattern=re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$"), rule="a DNS domain")
     t.done()
@@ -269,6 +274,16 @@ def _check_overlaps(networks) -> None:
         for b in networks[:i]:
             if a.subnet.overlaps(b.subnet):
                 raise SpecError(a.file, "subnet", f"{a.subnet} overlaps {b.subnet} of network {b.name!r} ({b.file})")
+
+
+def _check_bridges(networks) -> None:
+    seen = {}
+    for net in networks:
+        if net.bridge and net.bridge in seen:
+            other = seen[net.bridge]
+            raise SpecError(net.file, "bridge", f"{net.bridge!r} is also the bridge of network {other.name!r} "
+                            f"({other.file}); each network needs its own bridge")
+        seen.setdefault(net.bridge, net)
 
 
 def _check_nodes_against_networks(nodes, networks, images) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from labvirt.core.identity import LabCopy
 from labvirt.core.render import NS
 from labvirt.core.units import to_bytes
 
@@ -24,9 +25,36 @@ class Owner:
     name: str
     spec: str
     shape: str = ""
+    origin: str = ""     # the lab directory whose `up` made it ("": made before labvirt recorded it)
 
-    def matches(self, lab: str, student: str) -> bool:
-        return self.lab == lab and self.student == student
+
+@dataclass(frozen=True)
+class Claim:
+    """The ownership check's answer for one object (labvirt.core.observed.claim)."""
+
+    ours: bool
+    why: str = ""            # not ours: whose it is, in words
+    origin: str = ""         # not ours only because another lab directory of the same lab name made it
+    adopt: bool = False      # ours, but its metadata does not record this lab directory (yet)
+
+
+def claim(owner: Owner | None, kind: str, copy: LabCopy, adopt: bool = False) -> Claim:
+    """Is an object with `owner` metadata this lab copy's `kind` ("node" or "network")? The one ownership
+    check: labvirt changes or removes nothing it does not claim.
+
+    Lab name and student must match. The lab directory must match too, where both sides know it: an
+    object without one (made by an older labvirt) is claimed and its metadata brought up to date; an
+    object from another directory is claimed only with `adopt` (the lab directory was moved)."""
+    if owner is None:
+        return Claim(False, "has no labvirt metadata")
+    if not (owner.lab == copy.lab and owner.student == copy.student) or owner.kind != kind:
+        who = f"lab {owner.lab!r}" + (f" student {owner.student!r}" if owner.student else "")
+        return Claim(False, f"belongs to {who}" + (f" (a {owner.kind})" if owner.kind != kind else ""))
+    if not copy.origin or owner.origin == copy.origin:
+        return Claim(True)
+    if not owner.origin or adopt:
+        return Claim(True, adopt=True)
+    return Claim(False, f"belongs to another lab named {copy.lab!r}, in {owner.origin}", origin=owner.origin)
 
 
 @dataclass(frozen=True)
@@ -112,6 +140,7 @@ class Observed:
     networks: dict[str, ObservedNetwork] = field(default_factory=dict)
     pools: dict[str, ObservedPool] = field(default_factory=dict)
     bridges: frozenset[str] = frozenset()   # bridge names in use by any libvirt network
+    host_networks: tuple[ObservedNetwork, ...] = ()   # every libvirt network on the host (collisions)
 
 
 def _xml(text: str) -> etree._Element:
@@ -124,7 +153,8 @@ def parse_owner(root: etree._Element) -> Owner | None:
     if el is None:
         return None
     return Owner(kind=el.get("kind", ""), lab=el.get("lab", ""), student=el.get("student", ""),
-                 name=el.get("name", ""), spec=el.get("spec", ""), shape=el.get("shape", ""))
+                 name=el.get("name", ""), spec=el.get("spec", ""), shape=el.get("shape", ""),
+                 origin=el.get("origin", ""))
 
 
 def _bytes(el, default_unit: str = "bytes") -> int:

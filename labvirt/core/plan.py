@@ -2,7 +2,9 @@
 
 An empty Observed plans everything; an Observed that matches plans nothing. Actions carry a phase:
 the engine runs phases in order and the actions of one phase concurrently, one chain per object.
-Objects with a lab name but without this lab's metadata are blockers: never touched.
+Objects with a name this copy wants that it does not claim (labvirt.core.observed.claim: no labvirt
+metadata, another lab or student, or another lab directory of the same lab name) are blockers: never
+touched. Another lab directory's objects block the whole copy, also those this lab file does not name.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 
 from labvirt.core.desired import DesiredDomain, DesiredLab, DesiredNetwork
 from labvirt.core.identity import LabCopy
-from labvirt.core.observed import Observed, ObservedDomain, ObservedNetwork
+from labvirt.core.observed import Claim, Observed, ObservedDomain, ObservedNetwork, claim
 from labvirt.core.render import render_dhcp_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
 
 # phases: volumes share the first phase with networks (in their pool's chain), so they do not wait
@@ -174,6 +176,11 @@ class Plan:
     def empty(self) -> bool:
         return not self.actions
 
+    @property
+    def refused(self) -> bool:
+        """`up` would refuse it: a blocker other than missing golden images (which `up` builds first)."""
+        return len(self.blockers) > len(self.missing_images)
+
     def phases(self) -> list[list[Action]]:
         """Actions by phase, in plan order within each."""
         out: dict[int, list[Action]] = {}
@@ -184,24 +191,38 @@ class Plan:
 
 @dataclass
 class _Builder:
+    copy: LabCopy
+    adopt: bool = False      # take over objects of this lab name made from another lab directory
     actions: list = field(default_factory=list)
     blockers: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     missing_images: list = field(default_factory=list)
+    elsewhere: dict = field(default_factory=dict)    # other lab directory -> its objects met here
+
+    def claim(self, obj, kind: str, block: bool = True) -> Claim:
+        """The ownership check for `obj` (observed, with a name this copy wants); a blocker when not ours."""
+        c = claim(obj.owner, kind, self.copy, self.adopt)
+        if not c.ours and block:
+            if c.origin:
+                self.elsewhere.setdefault(c.origin, []).append(f"{kind} {obj.name}")
+            else:
+                self.blockers.append(f"{kind} {obj.name!r} exists but {c.why}; labvirt will not touch it "
+                                     f"(rename or remove it yourself, or rename the lab)")
+        return c
 
     def done(self) -> Plan:
-        return Plan(tuple(self.actions), tuple(self.blockers), tuple(self.notes), tuple(self.missing_images))
+        blockers = [other_directory(self.copy, origin, objects) for origin, objects in self.elsewhere.items()]
+        return Plan(tuple(self.actions), tuple(blockers + self.blockers), tuple(self.notes), tuple(self.missing_images))
 
 
-def _owned(obj, kind: str, copy: LabCopy, b: _Builder) -> bool:
-    """True when `obj` (observed, with the name we want) carries this lab copy's metadata."""
-    if obj.owner is not None and obj.owner.kind == kind and obj.owner.matches(copy.lab, copy.student):
-        return True
-    who = "has no labvirt metadata" if obj.owner is None else (
-        f"belongs to lab {obj.owner.lab!r}" + (f" student {obj.owner.student!r}" if obj.owner.student else ""))
-    b.blockers.append(f"{kind} {obj.name!r} exists but {who}; labvirt will not touch it "
-                      f"(rename or remove it yourself, or rename the lab)")
-    return False
+def other_directory(copy: LabCopy, origin: str, objects: list[str]) -> str:
+    """One line for every object another lab directory of the same lab name made on this host."""
+    who = f"lab {copy.lab!r}" + (f" (student {copy.student!r})" if copy.student else "")
+    shown = ", ".join(objects[:4]) + (f" and {len(objects) - 4} more" if len(objects) > 4 else "")
+    here = f" ({copy.origin}/lab.toml)" if copy.origin else ""
+    return (f"{who} on this host was made from another lab directory, {origin} ({shown}); labvirt will not "
+            f"touch it: give this lab another [lab] name{here}, or remove the other one with "
+            f"'labvirt destroy -C {origin}'; if you moved that directory here, 'labvirt up --adopt' takes it over")
 
 
 @dataclass(frozen=True)
@@ -216,15 +237,16 @@ class SeedIdentity:
 
 def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, start: bool = True,
             images_present: frozenset[str] | None = None, identity: SeedIdentity = SeedIdentity(),
-            images_of: dict[str, str] | None = None, customize: dict[str, tuple[str, ...]] | None = None) -> Plan:
+            images_of: dict[str, str] | None = None, customize: dict[str, tuple[str, ...]] | None = None,
+            adopt: bool = False) -> Plan:
     """Bring the copy to the desired state. `images_present`: golden image paths that exist;
     `images_of`: node -> image recipe name (to pick the node's root password hash); `customize`:
-    node -> virt-customize argv for nodes whose identity is written into a new overlay."""
-    b = _Builder()
-    ours_bridges = {n.bridge for n in observed.networks.values()
-                    if n.owner and n.owner.matches(desired.copy.lab, desired.copy.student)}
+    node -> virt-customize argv for nodes whose identity is written into a new overlay; `adopt`: take
+    over this copy's objects that another lab directory (this one, before it moved) made."""
+    b = _Builder(desired.copy, adopt)
+    ours_bridges = {n.bridge for n in observed.networks.values() if b.claim(n, "network", block=False).ours}
     for net in desired.networks:
-        _plan_network(net, observed.networks.get(net.name), observed, ours_bridges, desired.copy, b)
+        _plan_network(net, observed.networks.get(net.name), observed, ours_bridges, b)
     _plan_pool(desired, observed, b)
     for img in desired.images:
         if images_present is not None and img.path not in images_present:
@@ -242,12 +264,26 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
             if customize and vol.node in customize:     # same chain: runs right after the overlay exists
                 b.actions.append(CustomizeDisk(VOLUMES, f"{vol.pool}/{vol.name}", vol.pool, argv=customize[vol.node]))
     for dom in desired.domains:
-        _plan_domain(dom, observed.domains.get(dom.name), desired.copy, b, recreate, start)
+        _plan_domain(dom, observed.domains.get(dom.name), b, recreate, start)
+    _other_directory_objects(desired, observed, b)
     owned_names = {d.name for d in desired.domains}
     for name, obs in sorted(observed.domains.items()):
-        if name not in owned_names and obs.owner and obs.owner.matches(desired.copy.lab, desired.copy.student):
+        if name not in owned_names and b.claim(obs, "node", block=False).ours:
             b.notes.append(f"domain {name!r} is no longer in the lab file; 'labvirt destroy' removes it")
     return b.done()
+
+
+def _other_directory_objects(desired: DesiredLab, observed: Observed, b: _Builder) -> None:
+    """Objects of this copy's names that another lab directory of the same lab name made, also ones this
+    lab file does not name: one lab name on a host belongs to one lab directory (they share a pool)."""
+    wanted = {d.name for d in desired.domains} | {n.name for n in desired.networks}
+    prefix = desired.copy.prefix + "-"
+    for kind, objects in (("node", observed.domains), ("network", observed.networks)):
+        for name, obs in sorted(objects.items()):
+            if name.startswith(prefix) and name not in wanted:
+                c = claim(obs.owner, kind, desired.copy, b.adopt)
+                if c.origin:
+                    b.elsewhere.setdefault(c.origin, []).append(f"{kind} {name}")
 
 
 def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: dict[str, str],
@@ -264,7 +300,7 @@ def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: di
 
 
 def _plan_network(net: DesiredNetwork, obs: ObservedNetwork | None, observed: Observed,
-                  ours_bridges: set, copy: LabCopy, b: _Builder) -> None:
+                  ours_bridges: set, b: _Builder) -> None:
     if obs is None:
         taken = net.bridge in observed.bridges and net.bridge not in ours_bridges
         if taken:
@@ -275,9 +311,10 @@ def _plan_network(net: DesiredNetwork, obs: ObservedNetwork | None, observed: Ob
         b.actions.append(StartNetwork(NETWORKS_AND_POOL, net.name))
         b.actions.append(AutostartNetwork(NETWORKS_AND_POOL, net.name))
         return
-    if not _owned(obs, "network", copy, b):
+    owned = b.claim(obs, "network")
+    if not owned.ours:
         return
-    if obs.owner.spec != net.spec:
+    if obs.owner.spec != net.spec or owned.adopt:
         want = {(h.mac, str(h.ip), h.hostname) for h in net.hosts}
         have = {(h.mac, h.ip, h.hostname) for h in obs.hosts}
         shape_same = (obs.bridge == net.bridge and f"{net.gateway}/{net.subnet.prefixlen}" in obs.addresses
@@ -315,7 +352,7 @@ def _plan_pool(desired: DesiredLab, observed: Observed, b: _Builder) -> None:
         b.actions.append(StartPool(NETWORKS_AND_POOL, pool.name))
 
 
-def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, copy: LabCopy, b: _Builder, recreate: bool,
+def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, b: _Builder, recreate: bool,
                  start: bool) -> None:
     xml = tostring(render_domain(dom))
     if obs is None:
@@ -323,10 +360,11 @@ def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, copy: LabCopy, 
         if start:
             b.actions.append(StartDomain(DOMAINS, dom.name))
         return
-    if not _owned(obs, "node", copy, b):
+    owned = b.claim(obs, "node")
+    if not owned.ours:
         return
     running = obs.state in ("running", "paused")
-    if obs.owner.spec != dom.spec:
+    if obs.owner.spec != dom.spec or owned.adopt:
         if obs.owner.shape != dom.shape or dom.disk not in obs.disks:
             if recreate:
                 b.actions.append(DestroyDomain(DOMAINS, dom.name))
@@ -348,6 +386,8 @@ def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, copy: LabCopy, 
             removed = [n for n in obs.nics if n.mac not in want_macs]
             changes += [f"add {n.name} on {n.network}" for n in added]
             changes += [f"remove NIC {n.mac}" for n in removed]
+            if owned.adopt:
+                changes.append(f"record lab directory {dom.origin}")
             b.actions.append(UpdateDomain(DOMAINS, dom.name, xml=xml, changes=tuple(changes) or ("metadata",)))
             if running:
                 for n in added:
@@ -362,38 +402,40 @@ def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, copy: LabCopy, 
 
 
 def plan_down(desired: DesiredLab, observed: Observed) -> Plan:
-    b = _Builder()
+    b = _Builder(desired.copy)
     for dom in desired.domains:
         obs = observed.domains.get(dom.name)
-        if obs is not None and _owned(obs, "node", desired.copy, b) and obs.state != "shutoff":
+        if obs is not None and b.claim(obs, "node").ours and obs.state != "shutoff":
             b.actions.append(ShutdownDomain(DOMAINS, dom.name))
     return b.done()
 
 
 def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
-    """Remove every object of this copy that carries its metadata (also ones no longer in the lab file)."""
-    b = _Builder()
-    copy = desired.copy
+    """Remove every object of this copy that carries its metadata (also ones no longer in the lab file).
+    Objects another lab directory of the same lab name made stay, and so does the pool they share."""
+    b = _Builder(desired.copy)
     wanted_domains = {d.name for d in desired.domains}
     for name, obs in sorted(observed.domains.items()):
-        mine = obs.owner is not None and obs.owner.kind == "node" and obs.owner.matches(copy.lab, copy.student)
-        if mine:
+        c = b.claim(obs, "node", block=False)
+        if c.ours:
             b.actions.append(DestroyDomain(0, name))
-        elif name in wanted_domains:
-            _owned(obs, "node", copy, b)
+        elif c.origin or name in wanted_domains:
+            b.claim(obs, "node")
+    wanted_networks = {n.name for n in desired.networks}
+    networks = []
+    for name, obs in sorted(observed.networks.items()):
+        c = b.claim(obs, "network", block=False)
+        if c.ours:
+            networks.append(DeleteNetwork(1, name))
+        elif c.origin or name in wanted_networks:
+            b.claim(obs, "network")
     pool = observed.pools.get(desired.pool.name)
-    if pool is not None:
+    if pool is not None and not b.elsewhere:
         if pool.uuid != desired.pool.uuid:
             b.blockers.append(f"storage pool {pool.name!r} was not created by labvirt for this lab; not removed")
         else:
             for vol in pool.volumes:     # the pool's chain: its volumes, then the pool, beside the networks
                 b.actions.append(DeleteVolume(1, f"{pool.name}/{vol.name}", pool.name, pool=pool.name, name=vol.name))
             b.actions.append(DeletePool(1, pool.name))
-    wanted_networks = {n.name for n in desired.networks}
-    for name, obs in sorted(observed.networks.items()):
-        mine = obs.owner is not None and obs.owner.kind == "network" and obs.owner.matches(copy.lab, copy.student)
-        if mine:
-            b.actions.append(DeleteNetwork(1, name))
-        elif name in wanted_networks:
-            _owned(obs, "network", copy, b)
+    b.actions += networks
     return b.done()

@@ -17,17 +17,20 @@ def tostring(tree: etree._Element) -> str:
 
 
 def render_metadata(kind: str, lab: str, student: str, obj: str, spec: str, **extra: str) -> etree._Element:
-    """<labvirt:owner kind= lab= student= name= spec=/> in labvirt's namespace."""
+    """<labvirt:owner kind= lab= student= name= spec= .../> in labvirt's namespace (empty extras left out)."""
     el = etree.Element(f"{{{NS}}}owner", nsmap={PREFIX: NS})
-    for key, value in (("kind", kind), ("lab", lab), ("student", student), ("name", obj), ("spec", spec), *extra.items()):
+    for key, value in (("kind", kind), ("lab", lab), ("student", student), ("name", obj), ("spec", spec)):
         el.set(key, value)
+    for key, value in extra.items():
+        if value:
+            el.set(key, value)
     return el
 
 
 def render_network(net: DesiredNetwork) -> etree._Element:
     root = E.network(E.name(net.name), E.uuid(net.uuid))
     md = E.metadata()
-    md.append(render_metadata("network", net.lab, net.student, net.key, net.spec, mode=net.mode))
+    md.append(render_metadata("network", net.lab, net.student, net.key, net.spec, mode=net.mode, origin=net.origin))
     root.append(md)
     if net.mode == "nat":
         root.append(E.forward(mode="nat"))
@@ -101,7 +104,8 @@ def serial_log(domain: str) -> str:
 def render_domain(dom: DesiredDomain) -> etree._Element:
     root = E.domain(E.name(dom.name), E.uuid(dom.uuid), type=dom.domain_type)
     md = E.metadata()
-    md.append(render_metadata("node", dom.lab, dom.student, dom.key, dom.spec, role=dom.role, shape=dom.shape))
+    md.append(render_metadata("node", dom.lab, dom.student, dom.key, dom.spec, role=dom.role, shape=dom.shape,
+                                 origin=dom.origin))
     root.append(md)
     root.append(E.memory(str(dom.memory // 1024), unit="KiB"))
     root.append(E.vcpu(str(dom.vcpus)))

@@ -118,7 +118,8 @@ class LabSpec:
 
 def _plain(value):
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "file"}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in ("file", "origin")}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -129,7 +130,7 @@ def _plain(value):
 
 
 def spec_hash(value) -> str:
-    """Stable short hash of a spec value (ignores which file it came from)."""
+    """Stable short hash of a spec value (ignores where it came from: its file, the lab directory)."""
     text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

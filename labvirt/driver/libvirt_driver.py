@@ -109,7 +109,7 @@ class Driver:
 
         Other processes may remove objects while we look: an object that vanishes is skipped.
         """
-        domains, networks, pools, bridges = {}, {}, {}, set()
+        domains, networks, pools, bridges, every_network = {}, {}, {}, set(), []
         with libvirt_errors("listing domains"):
             for dom in self.conn.listAllDomains():
                 with _vanishing():
@@ -120,6 +120,7 @@ class Driver:
             for net in self.conn.listAllNetworks():
                 with _vanishing():
                     obs = parse_network(self._network_xml(net), bool(net.isActive()), bool(net.autostart()))
+                    every_network.append(obs)
                     if obs.bridge:
                         bridges.add(obs.bridge)
                     if not prefix or obs.name.startswith(prefix + "-"):
@@ -133,7 +134,8 @@ class Driver:
                     active = bool(pool.isActive())
                     vols = self._observe_volumes(pool) if active else ()
                     pools[name] = parse_pool(pool.XMLDesc(0), active, bool(pool.autostart()), vols)
-        return Observed(domains=domains, networks=networks, pools=pools, bridges=frozenset(bridges))
+        return Observed(domains=domains, networks=networks, pools=pools, bridges=frozenset(bridges),
+                        host_networks=tuple(every_network))
 
     @staticmethod
     def _observe_volumes(pool) -> tuple:

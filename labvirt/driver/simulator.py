@@ -260,6 +260,27 @@ class SimDriver(Driver):
             self.close()
 
     # -- what the test driver cannot do --------------------------------------------------------
+    def define_network(self, xml: str) -> None:
+        """The test driver keeps showing an active network's old definition after a redefinition (even
+        across a restart): replace the network instead, keeping its state and autostart."""
+        name = etree.fromstring(xml.encode()).findtext("name")
+        try:
+            net = self.conn.networkLookupByName(name)
+        except libvirt.libvirtError:
+            return super().define_network(xml)
+        active, autostart = net.isActive(), net.autostart()
+        with libvirt_errors(f"redefining network {name}"):
+            if active:
+                net.destroy()
+            net.undefine()
+        super().define_network(xml)
+        with libvirt_errors(f"redefining network {name}"):
+            net = self.conn.networkLookupByName(name)
+            if active:
+                net.create()
+            if autostart:
+                net.setAutostart(1)
+
     def attach_nic(self, name: str, xml: str, attach: bool = True) -> None:
         """No live devices in the test driver: the redefined persistent definition already has the NIC."""
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from labvirt.core.capacity import Overcommit, usage
 from labvirt.core.units import format_size
 from labvirt.host.facts import HostFacts
-from labvirt.host.networks import collisions, free_subnet, taken_subnets
+from labvirt.host.networks import network_verdicts
 from labvirt.host.verdict import EXTENSION, Verdict
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -207,29 +207,14 @@ def _capacity(needs, capacity, overcommit: Overcommit) -> list[Finding]:
 
 def _networks(networks, lab: str, info, facts: HostFacts) -> list[Finding]:
     libvirt_nets = info.networks if info is not None else ()
-    hits = collisions(networks, lab, libvirt_nets, facts.interfaces, facts.routes)
-    taken = taken_subnets(networks, lab, libvirt_nets, facts.routes)
+    owner = next((n.copy for n in networks if n.copy is not None), lab)
     found = []
-    for net in networks:
-        mine = [c for c in hits if c.network == net.name]
-        if not mine:
+    for v in network_verdicts(networks, owner, libvirt_nets, facts.interfaces, facts.routes):
+        net = v.network
+        if not v.collides:
             found.append(Finding(f"network-{net.name}", OK, f"network {net.name} {net.subnet} (bridge {net.bridge}): "
                                  "no collision"))
-            continue
-        what = "; ".join(dict.fromkeys(c.what for c in mine))
-        kinds = {c.kind for c in mine}
-        where = net.file or f"networks/{net.name}.toml"
-        fixes = []
-        if "subnet" in kinds:
-            free = free_subnet(net.subnet.prefixlen, taken)
-            fixes.append((f"set subnet = \"{free}\" in {where}" if free else f"choose another subnet in {where}")
-                         + " (move its gateway, dhcp_range and the nodes' addresses with it)")
-            if free:
-                taken.append(free)
-        if "bridge" in kinds:
-            fixes.append(f"set another bridge name in {where} (or remove 'bridge' to derive one)")
-        if "name" in kinds:
-            fixes.append("rename the lab or remove the other network")
-        found.append(Finding(f"network-{net.name}", FAIL, f"network {net.name} {net.subnet} (bridge {net.bridge}) "
-                             f"collides with {what}", "; ".join(fixes)))
+        else:
+            found.append(Finding(f"network-{net.name}", FAIL, f"network {net.name} {net.subnet} (bridge {net.bridge}) "
+                                 f"collides with {v.collides}", v.fix))
     return found

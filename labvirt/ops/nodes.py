@@ -72,13 +72,13 @@ def ssh_command(session, node: str, command: list[str]) -> list[str]:
 
 
 def plan_up(session, recreate: bool = False, start: bool = True, dry_run: bool = False, build: bool = True,
-            build_image: Callable[[str], None] | None = None):
+            force: bool = False, adopt: bool = False, build_image: Callable[[str], None] | None = None):
     """desired + plan for `up`. Golden images the plan is missing are built first (then planned again)
-    when building is allowed and missing images are all that blocks the plan."""
-    desired, the_plan = session.plan_up(recreate=recreate, start=start, for_apply=not dry_run)
+    when building is allowed and nothing else would make `up` refuse."""
+    desired, the_plan = session.plan_up(recreate=recreate, start=start, for_apply=not dry_run, force=force, adopt=adopt)
     missing = list(the_plan.missing_images)
-    if missing and build and not dry_run and build_image is not None and len(missing) == len(the_plan.blockers):
+    if missing and build and not dry_run and build_image is not None and not the_plan.refused:
         for name in missing:
             build_image(name)
-        desired, the_plan = session.plan_up(recreate=recreate, start=start, for_apply=True)
+        desired, the_plan = session.plan_up(recreate=recreate, start=start, for_apply=True, force=force, adopt=adopt)
     return desired, the_plan

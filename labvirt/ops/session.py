@@ -146,10 +146,38 @@ class Session:
             return Observed()
         return self.driver.observe(self.copy.prefix if self.copy is not None else None)
 
-    def plan_up(self, recreate: bool = False, start: bool = True, for_apply: bool = False):
-        """`for_apply`: the plan will be applied (makes the lab's secrets where seeds need them)."""
-        return plan_up_for(self.spec, self.copy, self.host, self.observe(), self.driver is not None,
-                           recreate=recreate, start=start, for_apply=for_apply)
+    def plan_up(self, recreate: bool = False, start: bool = True, for_apply: bool = False, force: bool = False,
+                adopt: bool = False):
+        """`for_apply`: the plan will be applied (makes the lab's secrets where seeds need them); `force`:
+        start nodes even when they do not fit in the host's memory; `adopt`: see core.plan.plan_up."""
+        observed = self.observe()
+        desired, the_plan = plan_up_for(self.spec, self.copy, self.host, observed, self.driver is not None,
+                                        recreate=recreate, start=start, for_apply=for_apply, adopt=adopt)
+        if self.driver is not None:
+            from dataclasses import replace
+
+            refused = self.refusals(desired, the_plan, observed, force)
+            if refused:     # first: they are why nothing happens, even when an image is missing too
+                the_plan = replace(the_plan, blockers=tuple(refused) + the_plan.blockers)
+        return desired, the_plan
+
+    def refusals(self, desired, the_plan, observed, force: bool = False) -> list[str]:
+        """What this host refuses (labvirt.host.refusals): collisions with its networks (and, on this
+        machine, its routes and interfaces), and nodes that do not fit in its memory."""
+        from labvirt.core.capacity import HOST_RESERVE, host_capacity
+        from labvirt.core.uris import is_local
+        from labvirt.host.refusals import refusals
+
+        info = self.driver.host_info()
+        memory, interfaces, routes = info["memory"], (), ()
+        if not self.simulated and is_local(self.uri):
+            from labvirt.host.facts import read_host
+
+            facts = read_host("/")
+            interfaces, routes = facts.interfaces, facts.routes
+            memory = min(memory, facts.memory) if facts.memory else memory
+        capacity = host_capacity(info["cpus"], memory, info.get("disk"), reserve=0 if self.simulated else HOST_RESERVE)
+        return refusals(self.spec, desired, the_plan, observed.host_networks, interfaces, routes, capacity, force)
 
     def host_summary(self) -> dict:
         return {"uri": self.uri, "simulated": self.simulated, "domain_type": self.host.domain_type,
@@ -190,7 +218,7 @@ def refresh_known_hosts(desired: DesiredLab) -> str:
 
 
 def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_driver: bool = True,
-                recreate: bool = False, start: bool = True, for_apply: bool = True):
+                recreate: bool = False, start: bool = True, for_apply: bool = True, adopt: bool = False):
     """desired + plan for one copy against what one host has. The seed identity (SSH key, root
     password: secrets made on first use) only when the plan is to be applied and seeds are missing."""
     from dataclasses import replace
@@ -220,7 +248,7 @@ def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_dr
         refresh_known_hosts(desired)
     return desired, plan_up(desired, observed, recreate=recreate, start=start,
                             images_present=images_present(observed) if has_driver else None,
-                            images_of={n.name: n.image for n in spec.nodes if n.image}, **kwargs)
+                            images_of={n.name: n.image for n in spec.nodes if n.image}, adopt=adopt, **kwargs)
 
 
 def _has_volume(observed, vol) -> bool:

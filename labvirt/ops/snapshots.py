@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from labvirt.core.desired import DesiredLab
 from labvirt.core.errors import LabvirtError, NotFoundError
-from labvirt.core.observed import Observed, ObservedDomain
+from labvirt.core.observed import Observed, ObservedDomain, claim
 from labvirt.ops.parallel import each
 from labvirt.core.render import render_snapshot, tostring
 
@@ -42,8 +42,9 @@ def lab_nodes(desired: DesiredLab, observed: Observed) -> list[ObservedDomain]:
         if obs is None:
             missing.append(dom.key)
             continue
-        if obs.owner is None or not obs.owner.matches(desired.copy.lab, desired.copy.student):
-            raise LabvirtError(f"domain {dom.name!r} was not created by labvirt for this lab; not touching it")
+        owned = claim(obs.owner, "node", desired.copy)
+        if not owned.ours:
+            raise LabvirtError(f"domain {dom.name!r} {owned.why}; not touching it")
         nodes.append(obs)
     if missing:
         raise NotFoundError(f"nodes not created yet: {', '.join(missing)} (run 'labvirt up' first)")
