@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from labvirt.cli import classroom, host, images, lab, ops, packstack
+from labvirt.cli import class_extra, classroom, graph, host, images, lab, ops, packstack, verify
 
 app = typer.Typer(
     name="labvirt",
@@ -21,7 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _module in (lab, host, images, ops, classroom, packstack):
+for _module in (lab, host, images, ops, classroom, packstack, graph, verify, class_extra):
     _module.register(app)
 
 

@@ -168,11 +168,12 @@ def _node_label(node: GraphNode, external: set[str]) -> str:
     up = [n for n in node.nics if n.network in external]
     down = [n for n in node.nics if n.network not in external]
     rows = [_nic_row(up, "B")] if up else []
-    rows.append(f'<TR><TD BGCOLOR="{fill}" BORDER="0"><B>{_text(node.key)}</B><BR/>'
-                f'{_text(node.role)} · {node.vcpus} vCPU · {_text(node.memory)}</TD></TR>')
+    state = ""
     if node.state is not None:
         colour = STATE_COLOUR.get(node.state, "#000000")
-        rows.append(f'<TR><TD BGCOLOR="{fill}" BORDER="0"><FONT COLOR="{colour}">{_text(node.state)}</FONT></TD></TR>')
+        state = f'<BR/><FONT COLOR="{colour}">{_text(node.state)}</FONT>'
+    rows.append(f'<TR><TD BGCOLOR="{fill}" BORDER="0"><B>{_text(node.key)}</B><BR/>'
+                f'{_text(node.role)} · {node.vcpus} vCPU · {_text(node.memory)}{state}</TD></TR>')
     if down:
         rows.append(_nic_row(down, "T"))
     return ('<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" COLOR="#374151">'
