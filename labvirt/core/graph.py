@@ -258,10 +258,12 @@ def class_to_dot(lab: str, copies: list[tuple[str, LabGraph]]) -> str:
     hosts: dict[str, list[LabGraph]] = {}
     for host, g in copies:
         hosts.setdefault(host, []).append(g)
+    # dot places a host's student clusters right to left of the order they are written in (graphviz
+    # 2.43; pinned by tests/golden/graph): written in reverse, students read left to right in roster order
     for h, (host, graphs) in enumerate(hosts.items()):
         lines += [f"  subgraph {_id(f'cluster_host{h}')} {{",
                   f"    label={_id(f'host {host}')}; style=\"rounded\"; color=\"#6b7280\";"]
-        for g in graphs:
+        for g in reversed(graphs):
             who = g.student or g.lab
             lines += [f"    subgraph {_id(f'cluster_{g.prefix}')} {{",
                       f"      label={_id(f'student {who}')}; style=\"rounded,dashed\"; color=\"#9ca3af\";"]
