@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from labvirt.cli import classroom, host, images, lab, ops, packstack
+from labvirt.cli import class_extra, classroom, graph, host, images, lab, ops, packstack, verify
 from labvirt.cli.options import CONNECT_HELP
 
 PROG = "labvirt"                    # the console script: completion scripts and usage lines name it
@@ -85,7 +85,7 @@ def _global(
     pass
 
 
-for _module in (lab, host, images, ops, classroom, packstack):
+for _module in (lab, host, images, ops, classroom, packstack, graph, verify, class_extra):
     _module.register(app)
 
 if COMPLETE_VAR in os.environ:      # the shell asks for candidates: answer in the scripts' format
