@@ -460,3 +460,18 @@ def test_snapshot_verify_passes_when_the_stage_holds(tmp_path, monkeypatch):
         monkeypatch.setenv(k, v)
     assert verify_for_snapshot(s, "pre-packstack")["holds"] is True
 
+
+
+def test_snapshot_verify_on_the_simulator_is_refused_and_takes_nothing(tmp_path):
+    """The CLI wiring: the stage cannot be verified on the simulator, so no snapshot is taken."""
+    import json
+
+    from .conftest import EXAMPLES, run_cli
+
+    env = {"LABVIRT_STATE_DIR": str(tmp_path / "state")}
+    lab = EXAMPLES["standard"]
+    assert run_cli("up", "-c", "sim", "-C", lab, env=env).returncode == 0
+    r = run_cli("snapshot", "pre-packstack", "--verify", "-c", "sim", "-C", lab, env=env)
+    assert r.returncode == 1 and "not taken" in r.stderr
+    listed = run_cli("snapshot", "list", "--json", "-c", "sim", "-C", lab, env=env)
+    assert json.loads(listed.stdout)["snapshots"] == []

@@ -86,8 +86,9 @@ def class_up(
         names = list(c.config.roster)
         if roster:
             if os.path.isfile(roster):
-                with open(roster) as f:
-                    names += cr.parse_roster(f.read(), roster)
+                from labvirt.core.loader import read_text
+
+                names += cr.parse_roster(read_text(roster), roster)
             else:
                 names += cr.parse_roster(roster.replace(",", "\n"), "--roster")
         if students:

@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
 def snapshot_create(
     name: str,
     description: Annotated[str, typer.Option("--description", "-d", help="What this snapshot is for.")] = "",
+    verify: Annotated[bool, typer.Option("--verify", help="Take it only when the stage that belongs to NAME "
+                                                          "holds (checks/STAGE.toml).")] = False,
     directory: LabDir = "", connect: Connect = None, student: Student = None,
 ) -> None:
     """Snapshot every node at one moment (memory too for running nodes). All or nothing."""
@@ -46,6 +48,17 @@ def snapshot_create(
 
     with Session.open(directory or default_dir(), connect, student, lock=True) as s:
         desired = s.desired()
+        if verify:
+            from labvirt.ops.verify import StageDoesNotHold, verify_for_snapshot
+
+            try:
+                with err().status(f"verifying the stage of {name}"):
+                    verify_for_snapshot(s, name)
+            except StageDoesNotHold as e:
+                from labvirt.cli.verify import print_report
+
+                print_report(e.report)
+                raise
         with err().status(f"snapshot {name} of {desired.copy.prefix}"):
             doms = snapshots.take(s.driver, desired, s.observe(), name, description)
     ok(f"snapshot {name!r} of lab {desired.copy.prefix}: {len(doms)} nodes")
@@ -189,17 +202,21 @@ def hosts(directory: LabDir = "", student: Student = None) -> None:
         sys.stdout.write(hosts_block(s.desired()))
 
 
-def inventory(directory: LabDir = "", student: Student = None) -> None:
-    """Print an Ansible inventory (groups controller / compute / ...) for the lab."""
+def inventory(directory: LabDir = "", connect: Connect = None, student: Student = None) -> None:
+    """Print an Ansible inventory (groups labvirt_controller / labvirt_compute / ... in labvirt_nodes),
+    logging in as `labvirt ssh` does (the lab's key and known_hosts; a jump for qemu+ssh hosts)."""
     import sys
 
     from labvirt.core.login import inventory as render
+    from labvirt.core.uris import jump_host
     from labvirt.driver.ssh_keys import lab_key
-    from labvirt.ops.session import Session
+    from labvirt.ops.session import Session, refresh_known_hosts, resolve_uri
 
-    with Session.open(directory or default_dir(), None, student, offline=True) as s:
+    with Session.open(directory or default_dir(), connect, student, offline=True) as s:
         key, _ = lab_key(s.copy.lab, s.copy.student)
-        sys.stdout.write(render(s.desired(), s.spec.ssh_user, key))
+        desired = s.desired()
+        known = refresh_known_hosts(desired)
+        sys.stdout.write(render(desired, s.spec.ssh_user, key, known, jump_host(resolve_uri(connect))))
 
 
 def ssh(

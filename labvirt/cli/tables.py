@@ -30,7 +30,8 @@ def print_plan(data: dict) -> None:
     out().print(t)
     t = _table("Volumes", "pool", "name", "size", "backing")
     for v in data["volumes"]:
-        t.add_row(v["pool"], v["name"], v["capacity"], v["backing"] or "(empty disk)")
+        t.add_row(v["pool"], v["name"], v["capacity"],
+                  v["backing"] or ("cloud-init seed ISO" if v.get("kind") == "seed" else "(empty disk)"))
     out().print(t)
     if "actions" in data:
         if data["actions"]:

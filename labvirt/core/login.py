@@ -1,8 +1,9 @@
 """Logging in to nodes: login addresses, the ssh options, ssh argv, an Ansible inventory. Pure.
 
 The ssh options live in one place (`ssh_options`): `labvirt ssh`, `packstack run` and the Ansible
-inventory all log in with the lab's key only, labvirt's own known_hosts file (new hosts accepted,
-changed keys refused) and, for nodes on a qemu+ssh host, a jump through that host.
+inventory all log in with the lab's key only, labvirt's own known_hosts file (strict: labvirt made
+every node's host key), batch mode and a connect timeout, and, for nodes on a qemu+ssh host, a jump
+through that host.
 
 Ansible groups: `labvirt_ROLE` per role (`labvirt_controller`, `labvirt_compute`, ...) and
 `labvirt_nodes` holding them all, which carries the connection variables (not `all`, so an inventory
@@ -28,12 +29,20 @@ def login_address(dom: DesiredDomain) -> str | None:
     return next((str(n.address) for n in dom.nics if n.address is not None), None)
 
 
+CONNECT_TIMEOUT = 10     # seconds; a node that does not answer is reported, not waited for
+
+
 def ssh_options(key: str, known_hosts: str | None = None, jump: str | None = None) -> list[str]:
-    """The ssh client options for logging in to a lab node (also valid for scp and sftp)."""
-    opts = ["-i", key, "-o", "IdentitiesOnly=yes"]
+    """The ssh client options for logging in to a lab node (also valid for scp and sftp): the lab's
+    key only; host keys checked strictly against labvirt's own known_hosts (labvirt made every node's
+    host key, so there is nothing to trust on first use, and the user's ~/.ssh/known_hosts is neither
+    read for nodes nor written); batch mode, so ssh never sits at a password prompt; a connect timeout."""
+    opts = ["-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}"]
     if known_hosts:
-        opts += ["-o", f"UserKnownHostsFile={known_hosts}"]
-    opts += ["-o", "StrictHostKeyChecking=accept-new"]
+        opts += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+                 "-o", "StrictHostKeyChecking=yes"]
+    else:
+        opts += ["-o", "StrictHostKeyChecking=accept-new"]
     if jump:
         opts += ["-J", jump]
     return opts

@@ -19,6 +19,8 @@ from labvirt.core.render import render_dhcp_host, render_domain, render_network,
 # phases: volumes share the first phase with networks (in their pool's chain), so they do not wait
 # for the network starts that libvirtd performs one at a time
 NETWORKS_AND_POOL, VOLUMES, DOMAINS = 0, 0, 2
+# destroy: domains first (they hold the disks and the networks' ports), then storage and networks
+STOP_DOMAINS, REMOVE_STORAGE_AND_NETWORKS = 0, 1
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,7 @@ def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
     for name, obs in sorted(observed.domains.items()):
         c = b.claim(obs, "node", block=False)
         if c.ours:
-            b.actions.append(DestroyDomain(0, name))
+            b.actions.append(DestroyDomain(STOP_DOMAINS, name))
         elif c.origin or name in wanted_domains:
             b.claim(obs, "node")
     wanted_networks = {n.name for n in desired.networks}
@@ -426,7 +428,7 @@ def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
     for name, obs in sorted(observed.networks.items()):
         c = b.claim(obs, "network", block=False)
         if c.ours:
-            networks.append(DeleteNetwork(1, name))
+            networks.append(DeleteNetwork(REMOVE_STORAGE_AND_NETWORKS, name))
         elif c.origin or name in wanted_networks:
             b.claim(obs, "network")
     pool = observed.pools.get(desired.pool.name)
@@ -435,7 +437,7 @@ def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
             b.blockers.append(f"storage pool {pool.name!r} was not created by labvirt for this lab; not removed")
         else:
             for vol in pool.volumes:     # the pool's chain: its volumes, then the pool, beside the networks
-                b.actions.append(DeleteVolume(1, f"{pool.name}/{vol.name}", pool.name, pool=pool.name, name=vol.name))
-            b.actions.append(DeletePool(1, pool.name))
+                b.actions.append(DeleteVolume(REMOVE_STORAGE_AND_NETWORKS, f"{pool.name}/{vol.name}", pool.name, pool=pool.name, name=vol.name))
+            b.actions.append(DeletePool(REMOVE_STORAGE_AND_NETWORKS, pool.name))
     b.actions += networks
     return b.done()

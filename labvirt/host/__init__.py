@@ -13,5 +13,5 @@ from __future__ import annotations
 
 # Every module here is one or the other; tests/test_layers.py checks both lists against the folder and
 # imports the pure ones with libvirt, typer, rich and subprocess blocked.
-PURE = ("facts", "findings", "modprobe", "networks", "profiles", "verdict")
+PURE = ("facts", "findings", "modprobe", "networks", "profiles", "refusals", "verdict")
 EDGE = ("check", "libvirt_info", "nested", "tools")

@@ -3,7 +3,6 @@ log in to it, and whether `up` builds the golden images it is missing first."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -48,13 +47,14 @@ def addresses(session, desired, node: str | None = None, wait: bool = False, tim
         delay = min(delay * 2, 2.0)
 
 
-def ssh_command(session, node: str, command: list[str]) -> list[str]:
-    """The ssh argv that logs in to `node`: the lab's user and key, its static address (else the one
-    libvirt observes), through the libvirt host for qemu+ssh URIs."""
-    from labvirt.core.login import login_address, ssh_argv
+def login(session, node: str) -> tuple[str, list[str]]:
+    """(address, ssh options) to log in to `node`: the lab's user and key, its static address (else the
+    one libvirt observes), labvirt's known_hosts (rewritten from the host keys labvirt holds), through
+    the libvirt host for qemu+ssh URIs."""
+    from labvirt.core.login import login_address, ssh_options
     from labvirt.core.uris import jump_host
     from labvirt.driver.ssh_keys import lab_key
-    from labvirt.driver.state_files import lab_state_dir
+    from labvirt.ops.session import refresh_known_hosts
 
     desired = session.desired()
     dom = domain_of(desired, node)
@@ -67,8 +67,15 @@ def ssh_command(session, node: str, command: list[str]) -> list[str]:
     if address is None:
         raise LabvirtError(f"{node} has no static address and libvirt observes none; try 'labvirt ip {node} --wait'")
     key, _ = lab_key(session.copy.lab, session.copy.student)
-    known_hosts = os.path.join(lab_state_dir(session.copy.lab, session.copy.student), "known_hosts")
-    return ssh_argv(address, session.spec.ssh_user, key, known_hosts, jump_host(session.uri), command)
+    known_hosts = refresh_known_hosts(desired)
+    return address, ssh_options(key, known_hosts, jump_host(session.uri))
+
+
+def ssh_command(session, node: str, command: list[str]) -> list[str]:
+    """The ssh argv that logs in to `node` (see `login`) and runs `command` (nothing: a shell)."""
+    address, options = login(session, node)
+    argv = ["ssh", *options, f"{session.spec.ssh_user}@{address}"]
+    return argv + (["--", *command] if command else [])
 
 
 def plan_up(session, recreate: bool = False, start: bool = True, dry_run: bool = False, build: bool = True,
