@@ -58,7 +58,7 @@ def _bind(host: str, port: int):
     except OSError as e:
         sock.close()
         raise LabvirtError(f"--listen {host}:{port}: {e.strerror}") from None
-    sock.set_inheritable(True)
+    sock.listen(128)      # connections made as soon as the URL is printed wait for the server's loop
     return sock
 
 

@@ -367,8 +367,9 @@ class Dashboard:
 
         job = self._jobs.get(student)
         if job is not None and job.active:
-            return (f"{student} is busy: {job.label} is {job.state} "
-                    f"(for {time.time() - (job.started or job.queued):.0f} s); try again when it finishes")
+            seconds = time.time() - (job.started or job.queued)
+            since = f" (for {seconds:.0f} s)" if seconds >= 1 else ""
+            return f"{student} is busy: {job.label} is {job.state}{since}; try again when it finishes"
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(lab_lock(self.spec.name, student, uri))

@@ -15,6 +15,7 @@
     if (bad) p.className = "bad";
     box.prepend(p);
     while (box.children.length > 4) box.lastChild.remove();
+    setTimeout(() => p.remove(), bad ? 20000 : 8000);
   }
 
   async function post(path, body) {
