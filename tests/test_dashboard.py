@@ -294,3 +294,41 @@ def test_non_loopback_listen_needs_the_flag_and_warns(tmp_path):
     r = run_cli("class", "serve", "--listen", "192.0.2.1:0", "--allow-remote", "-C", lab, "-c", "sim")
     assert "warning: serving on 192.0.2.1, reachable from other machines" in r.stderr
     assert r.returncode == 1 and "--listen 192.0.2.1:0" in r.stderr
+
+
+@pytest.mark.daemon
+def test_on_a_real_daemon_lifecycle_events_update_the_model(tmp_path, daemon):
+    """One student of a tiny lab on qemu:///system: a change by another process arrives as a libvirt event
+    (the bounded re-read is pushed far out, so only the event can explain the update); console lines."""
+    lab = small_lab(tmp_path, memory="64MiB", subnet_a="10.251.221.0/24", subnet_b="10.252.221.0/24")
+    name = open(os.path.join(lab, "lab.toml")).read().split('"')[1]
+    with open(os.path.join(lab, "lab.toml"), "a") as f:
+        f.write('[class]\nsubnet_pool = "10.253.16.0/20"\n')
+    board = None
+    try:
+        r = run_cli("class", "up", "-n", "1", "-C", lab, "-c", daemon)
+        assert r.returncode == 0, r.stderr
+        board = dash.Dashboard(lab, daemon, poll=0.2, reread=3600)
+        board.start()
+        assert {n["state"] for n in row(board, "s01")["nodes"]} == {"running"}
+        assert board.view()["hosts"][0]["updates"] == "libvirt lifecycle events"
+        assert board.view()["hosts"][0]["load"] is not None
+        r = run_cli("down", "--student", "s01", "--timeout", "1", "-C", lab, "-c", daemon)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: {n["state"] for n in row(board, "s01")["nodes"]} == {"shutoff"}, what="event")
+        assert board.act("start", ["s01"])["accepted"] == ["s01"]
+        wait_for(lambda: row(board, "s01")["job"]["state"] in ("done", "failed"), what="start done")
+        assert row(board, "s01")["job"]["state"] == "done", row(board, "s01")["job"]
+        wait_for(lambda: {n["state"] for n in row(board, "s01")["nodes"]} == {"running"}, what="running again")
+        assert isinstance(board.console("s01", "alpha"), str)
+    finally:
+        if board is not None:
+            board.close()
+        run_cli("class", "destroy", "-C", lab, "-c", daemon)
+    import libvirt
+
+    conn = libvirt.open(daemon)
+    try:
+        assert not [d for d in conn.listAllDomains() if d.name().startswith(name)]
+    finally:
+        conn.close()

@@ -100,7 +100,8 @@ def serve(
         app = create_app(dashboard, token, allowed_hosts(host))
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{sock.getsockname()[1]}/"
-        print(f"labvirt class serve: lab {dashboard.spec.name}, {len(dashboard.view()['students'])} students, {url}",
+        n = len(dashboard.view()["students"])
+        print(f"labvirt class serve: lab {dashboard.spec.name}, {n} student{'s' if n != 1 else ''}, {url}",
               flush=True)
         if token:
             print(f"actions: open {url}#token={token}  (or paste the token: {token})", flush=True)

@@ -52,6 +52,10 @@
 
   function applyState(s) {
     offset = s.now * 1000 - Date.now();
+    if (rowsHtml.size === 0 && String(s.version) === document.body.dataset.version) {
+      for (const st of s.order) rowsHtml.set(st, s.rows[st]);   // the page was rendered from this very version
+      return;
+    }
     document.body.dataset.version = s.version;
     const tbody = $("#rows");
     const current = Array.from(tbody.rows).map((r) => r.dataset.student);
@@ -134,7 +138,7 @@
     $("#console-text").textContent = "reading…";
     dlg.showModal();
     const r = await post("/api/console", {student: row.dataset.student, node});
-    $("#console-text").textContent = r.ok ? (r.data.text || r.data.error || "(nothing yet)") : (r.data.error || "refused");
+    $("#console-text").textContent = r.ok ? (r.data.text || r.data.error || "(the console has shown nothing yet)") : (r.data.error || "refused");
   }
 
   document.addEventListener("click", (e) => {
@@ -153,7 +157,6 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     offset = parseFloat(document.body.dataset.now) * 1000 - Date.now();
-    for (const row of $("#rows").rows) rowsHtml.set(row.dataset.student, null);
     const form = $("#token-form");
     if (form) {
       form.addEventListener("submit", (e) => { e.preventDefault(); useToken($("#token").value.trim()); $("#token").value = ""; });
