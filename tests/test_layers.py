@@ -90,6 +90,7 @@ ALLOWED = {
     "ops": ("labvirt.core", "labvirt.driver", "labvirt.ops", "labvirt.host", "labvirt.packstack"),
     "cli": ("labvirt",),
     "scaffold": ("labvirt.core", "labvirt.scaffold"),
+    "web": ("labvirt.core", "labvirt.ops"),        # the dashboard's web app: a front end like cli/
 }
 
 

@@ -197,3 +197,6 @@ def class_destroy(student: Students = None, directory: LabDir = "", connect: Con
     """Remove students' copies entirely (all, or --student S ...)."""
     with _classroom(directory, connect) as c:
         _run(c, "destroy", c.students(student), c.destroy, workers)
+
+
+from labvirt.cli import serve as _serve  # noqa: E402,F401  registers `class serve` (web dashboard) on class_app
