@@ -39,6 +39,7 @@ NETWORK = {
     "lab": (lambda d: d.lab, lambda o: o.owner.lab),
     "student": (lambda d: d.student, lambda o: o.owner.student),
     "spec": (lambda d: d.spec, lambda o: o.owner.spec),
+    "origin": (lambda d: d.origin, lambda o: o.owner.origin),
 }
 POOL = {
     "name": (lambda d: d.name, lambda o: o.name),
@@ -74,6 +75,7 @@ DOMAIN = {
     "student": (lambda d: d.student, lambda o: o.owner.student),
     "spec": (lambda d: d.spec, lambda o: o.owner.spec),
     "shape": (lambda d: d.shape, lambda o: o.owner.shape),
+    "origin": (lambda d: d.origin, lambda o: o.owner.origin),
 }
 PAIRS = [(DesiredNetwork, NETWORK), (DesiredPool, POOL), (DesiredVolume, VOLUME), (DesiredDomain, DOMAIN)]
 
