@@ -84,7 +84,7 @@ def test_model_has_every_student_node_and_host(board):
     assert host["uri"] == "sim:///h" and host["students"] == 2 and host["cpus"] == 64
     assert host["running"]["domains"] == 6 and host["running"]["vcpus"] > 0 and host["domains"] == 6
     assert "polling" in host["updates"]
-    assert v["verify"] == {"available": False, "stages": [], "reason": "verify not available"}
+    assert v["verify"] == {"available": True, "stages": ["post-packstack", "pre-packstack"], "reason": None}
 
 
 def test_change_by_another_process_is_seen_by_polling(board, classroom):
@@ -147,8 +147,8 @@ def test_a_student_another_process_works_on_is_refused(board):
 
 
 def test_actions_that_cannot_start_say_why(board):
-    with pytest.raises(dash.Refused, match="verify not available"):
-        board.act("checks", ["s01"], "pre-packstack")
+    with pytest.raises(dash.Refused, match="no stage 'nope'.*stages: post-packstack, pre-packstack"):
+        board.act("checks", ["s01"], "nope")
     with pytest.raises(dash.Refused, match="unknown action 'destroy'"):
         board.act("destroy", ["s01"])
     with pytest.raises(dash.Refused, match="revert needs a snapshot name"):
@@ -213,7 +213,7 @@ def test_with_the_token_the_action_starts(client, board):
     assert r.status_code == 202 and r.json() == {"accepted": ["s01"], "refused": {}}
     wait_for(lambda: row(board, "s01")["job"]["state"] == "done", what="stop done")
     r = post(client, "/api/action", {"action": "checks", "students": None, "stage": "x"})
-    assert r.status_code == 400 and r.json()["error"] == "verify not available"
+    assert r.status_code == 400 and r.json()["error"].startswith("no stage 'x'")
     r = post(client, "/api/console", {"student": "s01", "node": "controller"})
     assert r.json()["unsupported"] and "no console" in r.json()["error"]
 
@@ -332,3 +332,11 @@ def test_on_a_real_daemon_lifecycle_events_update_the_model(tmp_path, daemon):
         assert not [d for d in conn.listAllDomains() if d.name().startswith(name)]
     finally:
         conn.close()
+
+
+def test_checks_from_the_page_run_the_stage_and_record_it(board):
+    """On the simulator verify runs nothing, so the stage is recorded as not holding, with why."""
+    assert board.act("checks", ["s01"], "pre-packstack")["accepted"] == ["s01"]
+    wait_for(lambda: row(board, "s01")["job"]["state"] in ("done", "failed"), what="checks done")
+    result = row(board, "s01")["verify"]["pre-packstack"]
+    assert result["ok"] is False and "not verified" in result["summary"]

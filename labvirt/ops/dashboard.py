@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from labvirt.core import class_layout as cr
+from labvirt.ops import class_record
 from labvirt.core.errors import LabvirtError, LockedError, UnsupportedError
 from labvirt.core.loader import load_lab
 
@@ -39,21 +40,32 @@ CONSOLE_LINES = 40
 SECRET_LINE = re.compile(r"pass(word|wd|phrase)?\b|secret|token|PRIVATE KEY|chpasswd", re.IGNORECASE)
 
 
-# ---- HOOK(verify) ------------------------------------------------------------------------------
-# `labvirt verify` (labvirt/ops/verify.py) is being built by another helper. Until the lead wires it
-# here, VERIFY_AVAILABLE stays False: the page shows "verify not available" and the "checks" action
-# is refused with that reason. To wire it: set VERIFY_AVAILABLE = True, return the lab's stage names
-# from verify_stages(), run one stage for one student in run_checks() (return a one-line summary and
-# record per-stage results in the dict it receives), nothing else changes.
-VERIFY_AVAILABLE = False
+# ---- verify: the lab's stages (checks/STAGE.toml) run per student through labvirt.ops.verify -------
+VERIFY_AVAILABLE = True
 
 
 def verify_stages(spec) -> list[str]:
-    return []
+    from labvirt.ops.verify import load_stages
+
+    try:
+        return [stage.name for stage in load_stages(spec.directory)]
+    except LabvirtError:
+        return []
 
 
 def run_checks(classroom, student: str, stage: str, results: dict) -> str:
-    raise UnsupportedError("verify not available (labvirt verify is not wired into the dashboard yet)")
+    """Run stage `stage` on one student's copy; record {"ok", "summary"} under the stage's name."""
+    from labvirt.ops.verify import class_verify, load_stage
+
+    matrix = class_verify(classroom, load_stage(classroom.spec.directory, stage), [student])
+    report = matrix["reports"][0]
+    counts = report.get("counts") or {}
+    summary = f"{stage}: {report['outcome']}" + (
+        " (" + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")" if counts else "")
+    if report.get("error"):
+        summary += f": {report['error']}"
+    results[stage] = {"ok": bool(report["holds"]), "summary": summary}
+    return summary
 # ---- end HOOK(verify) --------------------------------------------------------------------------
 
 
@@ -182,7 +194,7 @@ class Dashboard:
         from labvirt.core.status import lab_status
         from labvirt.ops.session import plan_up_for
 
-        record = cr.load_record(self.spec.name)
+        record = class_record.load_record(self.spec.name)
         uris = list(dict.fromkeys([r["host"] for r in record.students.values()] + self._configured_hosts()))
         observed, drivers, opened = {}, {}, []
         try:
@@ -277,7 +289,7 @@ class Dashboard:
         """What the bounded poll compares: the class record and each simulated host's node file."""
         from labvirt.driver import simulator as sim
 
-        paths = [cr.record_path(self.spec.name)]
+        paths = [class_record.record_path(self.spec.name)]
         with self._lock:
             hosts = [h["uri"] for h in self._model["hosts"]]
         for uri in hosts:
@@ -327,9 +339,11 @@ class Dashboard:
             raise Refused(f"unknown action {action!r}; allowed: {', '.join(ACTIONS)}")
         if action == "revert" and not (arg and SNAPSHOT_NAME.match(arg)):
             raise Refused("revert needs a snapshot name (letters, digits, '.', '_', '-')")
-        if action == "checks" and not VERIFY_AVAILABLE:
-            raise Refused("verify not available")
-        record = cr.load_record(self.spec.name)
+        if action == "checks":
+            stages = verify_stages(self.spec)
+            if arg not in stages:
+                raise Refused(f"no stage {arg!r} in {self.spec.directory}/checks; stages: {', '.join(stages) or 'none'}")
+        record = class_record.load_record(self.spec.name)
         targets = list(record.students) if students is None else list(dict.fromkeys(students))
         label = ACTIONS[action].format(arg=arg)
         accepted, refused = [], {}
@@ -464,7 +478,7 @@ class Dashboard:
         from labvirt.core.uris import is_local
         from labvirt.driver import console as con
 
-        record = cr.load_record(self.spec.name)
+        record = class_record.load_record(self.spec.name)
         if student not in record.students:
             raise Refused(f"no student {student!r} in the class")
         if node not in [n.name for n in self.spec.nodes]:
