@@ -88,7 +88,9 @@ def check(
             report = run_check(root, uri, spec, students, conn=driver.conn, tools=False,
                                capacity_override=host_capacity(info["cpus"], info["memory"], info["disk"], reserve=0))
     else:
-        report = run_check(root, uri, spec, students)
+        from labvirt.cli.output import note
+
+        report = run_check(root, uri, spec, students, on_probe=note)
     fit = None
     if spec is not None and students > 1:
         from labvirt.ops.class_commands import Classroom

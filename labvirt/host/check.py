@@ -61,9 +61,12 @@ def remote_host(uri: str) -> str:
 
 def run_check(root: str = "/", uri: str = "qemu:///system", spec=None, students: int = 1, conn=None,
               tools: bool = True, env=None, overcommit: Overcommit = Overcommit(),
-              capacity_override: Capacity | None = None) -> Report:
+              capacity_override: Capacity | None = None, probe: str = "auto", on_probe=None) -> Report:
     """`conn`: an open libvirt connection to use instead of opening `uri` (read-only).
-    `capacity_override`: what the host has, when neither the kernel nor libvirt can say (simulated hosts)."""
+    `capacity_override`: what the host has, when neither the kernel nor libvirt can say (simulated hosts).
+    `probe`: launch libguestfs' appliance (labvirt.host.appliance) "auto" (when the lab's nodes use image
+    recipes and no earlier pass is cached), "always" (ignore the cache) or "never" (a cached pass only);
+    `on_probe`: called with a message just before that ~25 s launch."""
     from labvirt.host.libvirt_info import libvirt_info, open_connection
 
     env = os.environ if env is None else env
@@ -95,9 +98,45 @@ def run_check(root: str = "/", uri: str = "qemu:///system", spec=None, students:
                      lab=spec.name if spec is not None else "",
                      lab_domain_type=spec.domain_type if spec is not None else "auto",
                      libvirt_error=error, remote=remote, overcommit=overcommit, tools=probed, env=env)
+    if probed is not None:
+        found = _with_image_rows(found, _image_rows(spec, probed, env, probe, on_probe))
     return Report(root=root, uri=uri, facts=facts, verdict=v, libvirt=info, findings=tuple(found),
                   lab=spec.name if spec is not None else "", students=students, needs=needs, capacity=capacity,
                   overcommit=overcommit)
+
+
+def _image_rows(spec, tools, env, probe: str, on_probe) -> list[Finding]:
+    """Image building happens on this machine (where labvirt runs virt-builder), whatever host root the
+    other checks read: its appliance facts come from "/"."""
+    from labvirt.host.appliance import cached_probe, probe_appliance, read_appliance
+    from labvirt.host.imagebuild import appliance_ready, image_findings, image_needs
+
+    needs = image_needs(spec)
+    has_builder = any(t.name == "virt-builder" and t.path and not t.error for t in tools)
+    facts = read_appliance("/", env)
+    result = None
+    if has_builder and appliance_ready(facts):
+        if probe == "always" or (probe == "auto" and needs.used):
+            if on_probe is not None and (probe == "always" or cached_probe(facts, _guestfs_env(env)) is None):
+                on_probe("launching libguestfs' appliance once to see that image building works "
+                         "(libguestfs-test-tool, about 25 s; a pass is remembered)")
+            result = probe_appliance(facts, env, use_cache=probe != "always")
+        else:
+            result = cached_probe(facts, _guestfs_env(env))
+    return image_findings(facts, needs, has_builder, result)
+
+
+def _guestfs_env(env) -> dict:
+    from labvirt.driver.virt_builder import guestfs_env
+
+    return guestfs_env(dict(env))
+
+
+def _with_image_rows(found: list[Finding], rows: list[Finding]) -> list[Finding]:
+    """The image-building rows go right after the tool rows."""
+    at = max((i + 1 for i, f in enumerate(found) if f.id.startswith("tool-") or f.id == "libguestfs-backend"),
+             default=len(found))
+    return found[:at] + rows + found[at:]
 
 
 def _capacity(facts: HostFacts, info, remote: str) -> Capacity:
