@@ -64,7 +64,6 @@ def check(
     """
     import os
 
-    from labvirt.host.check import run_check
     from labvirt.core.loader import LAB_FILE, load_lab
     from labvirt.ops.session import resolve_uri
     from labvirt.cli.output import print_json
@@ -72,31 +71,12 @@ def check(
     root = _root(host_root, profile)
     lab_dir = directory or default_dir()
     spec = load_lab(lab_dir) if os.path.isfile(os.path.join(lab_dir, LAB_FILE)) else None
-    uri = resolve_uri(connect)
-    from labvirt.driver import simulator as sim
+    from labvirt.cli.output import note
+    from labvirt.host.check import check_uri, class_fit
 
-    if sim.parse_uri(uri) is not None:
-        # a simulated host: its profile is the host root, its capacity what it was created with
-        from labvirt.core.capacity import host_capacity
-        from labvirt.host.profiles import profile_root
-        from labvirt.ops.session import open_driver
-
-        with open_driver(uri) as driver:
-            info = driver.host_info()
-            if not (host_root or profile):
-                root = profile_root(driver.host.profile)
-            report = run_check(root, uri, spec, students, conn=driver.conn, tools=False,
-                               capacity_override=host_capacity(info["cpus"], info["memory"], info["disk"], reserve=0))
-    else:
-        from labvirt.cli.output import note
-
-        report = run_check(root, uri, spec, students, on_probe=note)
-    fit = None
-    if spec is not None and students > 1:
-        from labvirt.ops.class_commands import Classroom
-
-        with Classroom(spec, connect) as c:     # read-only: placement is computed, not recorded
-            fit = c.fit(students)
+    report = check_uri(root, resolve_uri(connect), spec, students, root_given=bool(host_root or profile),
+                       on_probe=note)
+    fit = class_fit(spec, connect, students)
     if json_out:
         data = report.as_dict()
         if fit is not None:
@@ -197,7 +177,10 @@ def nested(
         if json_out:
             print_json(data)
         return
-    running = _running_vms(connect) if root == "/" else None
+    from labvirt.host.libvirt_info import running_domains
+    from labvirt.ops.session import resolve_uri
+
+    running = running_domains(resolve_uri(connect)) if root == "/" else None
     result = apply_nested(plan, root, running_vms=running)
     data["result"] = {"written": list(result.written), "reloaded": result.reloaded, "nested": result.nested,
                       "messages": list(result.messages), "error": result.error or None}
@@ -257,27 +240,3 @@ def _nested_status(facts, json_out: bool) -> None:
         out().print(escape(f"fix: {v.l1_fix}"))
     for f in found:
         out().print(escape(f"{f.status}: {f.message}" + (f" -> {f.fix}" if f.fix else "")))
-
-
-def _running_vms(connect: str | None) -> int | None:
-    """Running domains at the URI (None when libvirt cannot tell: modprobe -r refuses a busy module anyway)."""
-    from labvirt.core.errors import LabvirtError
-    from labvirt.ops.session import resolve_uri
-
-    uri = resolve_uri(connect)
-    if uri == "sim" or uri.startswith("sim:"):
-        return None
-    try:
-        from labvirt.host.libvirt_info import open_connection
-
-        conn = open_connection(uri)
-    except LabvirtError:
-        return None
-    try:
-        import libvirt
-
-        return len(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
-    except libvirt.libvirtError:
-        return None
-    finally:
-        conn.close()

@@ -149,3 +149,32 @@ def _capacity(facts: HostFacts, info, remote: str) -> Capacity:
     if facts.real and info is not None and info.hypervisor.upper() != "TEST" and info.memory:
         memory = min(memory, info.memory) if memory else info.memory
     return host_capacity(facts.cpus, memory, facts.disk_free)
+
+
+def check_uri(root: str, uri: str, spec=None, students: int = 1, root_given: bool = False,
+              on_probe=None) -> Report:
+    """`labvirt check` against `uri`: a simulated host answers from its profile (the host root unless
+    `root_given`) and the capacity it was created with; any other URI from `root` and libvirt."""
+    from labvirt.driver import simulator as sim
+
+    if sim.parse_uri(uri) is not None:
+        from labvirt.host.profiles import profile_root
+        from labvirt.ops.session import open_driver
+
+        with open_driver(uri) as driver:
+            info = driver.host_info()
+            if not root_given:
+                root = profile_root(driver.host.profile)
+            return run_check(root, uri, spec, students, conn=driver.conn, tools=False,
+                             capacity_override=host_capacity(info["cpus"], info["memory"], info["disk"], reserve=0))
+    return run_check(root, uri, spec, students, on_probe=on_probe)
+
+
+def class_fit(spec, connect: str | None, students: int) -> dict | None:
+    """Would a class of `students` copies fit on the class's hosts (read-only; None for one copy)."""
+    if spec is None or students <= 1:
+        return None
+    from labvirt.ops.class_commands import Classroom
+
+    with Classroom(spec, connect) as c:
+        return c.fit(students)

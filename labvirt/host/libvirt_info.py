@@ -68,3 +68,21 @@ def libvirt_info(conn) -> LibvirtInfo:
             networks=networks, cpus=int(info[2]), memory=int(info[1]) * 1024 * 1024, running_domains=running)
     except libvirt.libvirtError as e:
         raise DriverError(f"libvirt: {e.get_error_message() or e}") from None
+
+
+def running_domains(uri: str) -> int | None:
+    """Running domains at `uri` (None when libvirt cannot tell, and on the simulator)."""
+    if uri == "sim" or uri.startswith("sim:"):
+        return None
+    import libvirt
+
+    try:
+        conn = open_connection(uri)
+    except (ConnectionFailed, DriverError):
+        return None
+    try:
+        return len(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+    except libvirt.libvirtError:
+        return None
+    finally:
+        conn.close()
