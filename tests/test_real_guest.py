@@ -66,7 +66,7 @@ def _lab_objects(conn, name):
 
 @pytest.fixture(scope="module")
 def debian_lab(tmp_path_factory, netns, daemon):
-    """The lab, up and reachable over ssh: {lab, state, name, kit, boot_seconds, bridges_before}."""
+    """The lab, up and reachable over ssh: {lab, state, name, kit, bridge, pool_dir, ready}."""
     try:
         kit = debian_kit()
     except KitUnavailable as e:
@@ -94,16 +94,20 @@ def debian_lab(tmp_path_factory, netns, daemon):
         ''' for node, address in NODES.items()}
     lab = write_lab(base / "lab", name, networks={"lan": f'mode = "isolated"\nsubnet = "{SUBNET}.0/24"\n'},
                     nodes=nodes, lab_extra=f'domain_type = "qemu"\n[storage]\npool_dir = "{base / "pool"}"\n')
-    bridges_before = set(ns.links("bridge"))
     import libvirt
 
-    info = {"lab": lab, "state": state, "name": name, "kit": kit, "bridges_before": bridges_before,
-            "pool_dir": str(base / "pool"), "ready": {}}
+    info = {"lab": lab, "state": state, "name": name, "kit": kit, "pool_dir": str(base / "pool"), "ready": {}}
     try:
         started = time.monotonic()
         r = cli(lab, state, "up")
         assert r.returncode == 0, r.stderr
         info["up_seconds"] = time.monotonic() - started
+        conn = libvirt.open("qemu:///system")
+        try:
+            info["bridge"] = conn.networkLookupByName(f"{name}-lan").bridgeName()
+        finally:
+            conn.close()
+        assert info["bridge"] in ns.links("bridge"), "the lab's bridge is not in the daemon's namespace"
         # Bounded wait until each guest answers ssh with the lab's key (sshd starts after cloud-init
         # has written root's key and the host keys).
         waiting = set(NODES)
@@ -191,7 +195,7 @@ def test_destroy_leaves_nothing(debian_lab, request):
     finally:
         conn.close()
     assert (doms, nets, pools, vols) == ([], [], [], [])
-    assert set(ns.links("bridge")) - debian_lab["bridges_before"] == set()
+    assert debian_lab["bridge"] not in ns.links("bridge")          # other tests' bridges may come and go
     procs = [ns.cmdline(p) for p in ns.pids()]
     assert [c for c in procs if f"guest={name}-" in c] == []                       # QEMU
     assert [c for c in procs if "dnsmasq" in c and f"/{name}-" in c] == []        # the network's dnsmasq

@@ -121,11 +121,11 @@ class VirtBuilderRepo:
 
     def env(self, base: str) -> dict:
         """Environment for virt-builder that reads only this repository (base: a scratch directory)."""
-        dirs = os.path.join(base, "vb-dirs")
-        conf = os.path.join(base, "xdg-config")
-        os.makedirs(os.path.join(dirs, "repos.d"), exist_ok=True)
+        dirs = os.path.join(base, "vb-dirs")           # virt-builder reads DIR/virt-builder/repos.d
+        conf = os.path.join(base, "xdg-config")        # and $XDG_CONFIG_HOME/virt-builder/repos.d
         os.makedirs(os.path.join(conf, "virt-builder", "repos.d"), exist_ok=True)
-        with open(os.path.join(dirs, "repos.d", "labvirt-kit.conf"), "w") as f:
+        os.makedirs(os.path.join(dirs, "virt-builder", "repos.d"), exist_ok=True)
+        with open(os.path.join(dirs, "virt-builder", "repos.d", "labvirt-kit.conf"), "w") as f:
             f.write(f"[labvirt-kit]\nuri={self.uri}\n")
         return {"VIRT_BUILDER_DIRS": dirs, "XDG_CONFIG_HOME": conf, "LIBGUESTFS_BACKEND": "direct",
                 "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}

@@ -75,3 +75,33 @@ def cmdline(pid: int) -> str:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def socket_in_netns(family: int, kind: int, proto: int = 0, netns: str = NETNS):
+    """A socket created inside the namespace (e.g. AF_PACKET on a bridge that only exists there).
+
+    setns(2) changes only the calling thread's namespace, so a short-lived thread enters the
+    namespace, creates the socket and ends; the socket stays in the namespace it was made in.
+    """
+    import ctypes
+    import socket
+    import threading
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    result: dict = {}
+
+    def make() -> None:
+        try:
+            with open(f"/run/netns/{netns}") as f:
+                if libc.setns(f.fileno(), 0x40000000) != 0:        # CLONE_NEWNET
+                    raise OSError(ctypes.get_errno(), f"setns into {netns} failed")
+            result["sock"] = socket.socket(family, kind, proto)
+        except BaseException as e:                              # re-raised in the caller
+            result["error"] = e
+
+    t = threading.Thread(target=make, name=f"setns-{netns}")
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]
+    return result["sock"]
