@@ -70,23 +70,31 @@ def small_lab(directory, name=None, subnet_a="10.250.1.0/24", subnet_b="10.250.2
 
 
 def _daemon_up() -> str | None:
-    """Start libvirtd with scripts/libvirtd-up when we can; return why not, or None when it runs."""
+    """Start libvirtd with scripts/libvirtd-up when we can; return why not, or None when it runs.
+
+    As root, libvirtd-up always runs (idempotent): it starts the daemon inside the private network
+    namespace (tests/support/netns.py), or moves an idle one there that runs outside.
+    """
     if shutil.which("virsh") is None and os.geteuid() != 0:
         return "no libvirt client installed and not root"
+    if os.geteuid() == 0:
+        r = subprocess.run([os.path.join(ROOT, "scripts", "libvirtd-up")], capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"scripts/libvirtd-up failed: {r.stderr.strip()[-300:]}"
     try:
         import libvirt
 
         libvirt.registerErrorHandler(lambda *a: None, None)
         libvirt.open("qemu:///system").close()
         return None
-    except Exception:
-        pass
-    if os.geteuid() != 0:
-        return "libvirtd is not running and starting it needs root"
-    r = subprocess.run([os.path.join(ROOT, "scripts", "libvirtd-up")], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"scripts/libvirtd-up failed: {r.stderr.strip()[-300:]}"
-    return None
+    except Exception as e:
+        return f"libvirtd is not running and starting it needs root ({e})"
+
+
+def _skip_or_fail(why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the real-daemon tests: {why}")
+    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
@@ -94,10 +102,22 @@ def daemon():
     """qemu:///system on a real libvirtd. Skips with the reason, except in CI where it must work."""
     why = _daemon_up()
     if why is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the real-daemon tests: {why}")
-        pytest.skip(why)
+        _skip_or_fail(why)
     return "qemu:///system"
+
+
+@pytest.fixture(scope="session")
+def netns(daemon):
+    """The network namespace the real libvirtd runs in (guests reachable only from inside it).
+
+    Tests that talk IP to a guest (ssh) need it; they skip when the daemon runs outside one.
+    """
+    from .support.netns import NETNS, daemon_netns
+
+    ns = daemon_netns()
+    if ns is None:
+        _skip_or_fail(f"libvirtd does not run in network namespace {NETNS} (scripts/libvirtd-up puts it there)")
+    return ns
 
 
 def run_cli(*args, env=None):

@@ -23,7 +23,7 @@ import pytest
 from lxml import etree
 from lxml.builder import E
 
-from .support import guest
+from .support import guest, netns
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +120,11 @@ class FrameWatch:
         self.mac = bytes.fromhex(mac.replace(":", ""))
         self.kinds: dict[str, int] = {}
         self._stop = threading.Event()
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        # the bridge lives where libvirtd runs: in its network namespace (scripts/libvirtd-up)
+        if netns.daemon_netns():
+            self.sock = netns.socket_in_netns(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        else:
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
         self.sock.bind((bridge, 0))
         self.sock.settimeout(0.2)
         self.thread = threading.Thread(target=self._run, daemon=True)

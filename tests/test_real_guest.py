@@ -1,0 +1,202 @@
+"""A real Debian 12 lab, brought up and torn down only through labvirt's CLI, checked over ssh.
+
+The guests (tests/support/debian_guest.py) boot Debian's generic kernel directly (the node's [boot]
+table) from qcow2 overlays of the kit's disk, read labvirt's NoCloud seed with real cloud-init, and
+sit on one isolated network with static addresses. The libvirtd runs in a private network namespace
+(scripts/libvirtd-up); ssh, and so `labvirt ssh`, runs inside it. The lab is brought up once per
+module (both guests boot concurrently: labvirt starts them together) and destroyed at the end, also
+when a check fails.
+
+The generic kernel because labvirt attaches its seed as a SATA CD-ROM, which Debian's cloud kernel
+cannot see (no AHCI driver); see bench/README.md, "Real guest kit".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import ROOT, run_cli, write_lab
+from .support import netns as ns
+from .support.debian_guest import KitUnavailable, debian_kit
+
+pytestmark = [pytest.mark.daemon, pytest.mark.slow]
+
+SUBNET = "10.254.61"
+NODES = {"alpha": f"{SUBNET}.11", "beta": f"{SUBNET}.12"}
+BOOT_TO_SSH = 600          # seconds: the bound for both guests together (software emulation, 2 cores)
+
+
+def labvirt_in_netns(lab, state, *args, command=(), timeout=120):
+    """`python -m labvirt ARGS` inside the daemon's network namespace, so its ssh reaches the guests.
+
+    start_new_session: no controlling terminal, so an ssh that falls back to a password prompt fails
+    at once instead of waiting on a terminal (labvirt ssh sets neither BatchMode nor a timeout).
+    """
+    env = dict(os.environ, LABVIRT_STATE_DIR=state, PYTHONPATH=ROOT)
+    argv = ns.in_netns([sys.executable, "-m", "labvirt", *args, "-C", lab, "-c", "qemu:///system",
+                        *(["--", *command] if command else [])])
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                              timeout=timeout, start_new_session=True)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(argv, 124, e.stdout or "", f"timed out after {timeout} s")
+
+
+def guest_ssh(lab, state, node, command, timeout=60):
+    # `labvirt ssh NODE [options] -- CMD`: everything after `--` is the remote command
+    return labvirt_in_netns(lab, state, "ssh", node, command=command, timeout=timeout)
+
+
+def cli(lab, state, *args):
+    return run_cli(*args, "-C", lab, "-c", "qemu:///system", env={"LABVIRT_STATE_DIR": state})
+
+
+def _lab_objects(conn, name):
+    doms = [d.name() for d in conn.listAllDomains() if d.name().startswith(f"{name}-")]
+    nets = [n.name() for n in conn.listAllNetworks() if n.name().startswith(f"{name}-")]
+    pools = [p.name() for p in conn.listAllStoragePools() if p.name() == f"labvirt-{name}"]
+    return doms, nets, pools
+
+
+@pytest.fixture(scope="module")
+def debian_lab(tmp_path_factory, netns, daemon):
+    """The lab, up and reachable over ssh: {lab, state, name, kit, bridge, pool_dir, ready}."""
+    try:
+        kit = debian_kit()
+    except KitUnavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must build the Debian guest kit: {e}")
+        pytest.skip(f"cannot build the Debian guest kit here: {e}")
+    base = tmp_path_factory.mktemp("debian-lab")
+    state = str(base / "state")
+    name = "lvdeb" + os.urandom(3).hex()
+    boot = kit.boot("generic")
+    nodes = {node: f'''
+        role = "generic"
+        vcpus = 1
+        memory = "768MiB"
+        disk = "4GiB"
+        base_image = "{kit.disk}"
+        seed = true
+        [boot]
+        kernel = "{boot['kernel']}"
+        initrd = "{boot['initrd']}"
+        cmdline = "{boot['cmdline']}"
+        [[nic]]
+        network = "lan"
+        address = "{address}"
+        ''' for node, address in NODES.items()}
+    lab = write_lab(base / "lab", name, networks={"lan": f'mode = "isolated"\nsubnet = "{SUBNET}.0/24"\n'},
+                    nodes=nodes, lab_extra=f'domain_type = "qemu"\n[storage]\npool_dir = "{base / "pool"}"\n')
+    import libvirt
+
+    info = {"lab": lab, "state": state, "name": name, "kit": kit, "pool_dir": str(base / "pool"), "ready": {}}
+    try:
+        started = time.monotonic()
+        r = cli(lab, state, "up")
+        assert r.returncode == 0, r.stderr
+        info["up_seconds"] = time.monotonic() - started
+        conn = libvirt.open("qemu:///system")
+        try:
+            info["bridge"] = conn.networkLookupByName(f"{name}-lan").bridgeName()
+        finally:
+            conn.close()
+        assert info["bridge"] in ns.links("bridge"), "the lab's bridge is not in the daemon's namespace"
+        # Bounded wait until each guest answers ssh with the lab's key (sshd starts after cloud-init
+        # has written root's key and the host keys).
+        waiting = set(NODES)
+        last = {}
+        deadline = started + BOOT_TO_SSH
+        while waiting and time.monotonic() < deadline:
+            for node in sorted(waiting):
+                r = guest_ssh(lab, state, node, ["true"], timeout=30)
+                last[node] = (r.returncode, r.stderr.strip()[-300:])
+                if r.returncode == 0:
+                    info["ready"][node] = round(time.monotonic() - started, 1)
+                    waiting.discard(node)
+            time.sleep(2)
+        if waiting:
+            tails = {n: cli(lab, state, "console", n, "--tail", "40").stdout for n in waiting}
+            pytest.fail(f"no ssh to {sorted(waiting)} within {BOOT_TO_SSH} s; last ssh: {last}; consoles: {tails}")
+        print(f"\nreal guests: up {info['up_seconds']:.1f} s, ssh after {info['ready']} s", file=sys.stderr)
+        yield info
+    finally:
+        r = cli(lab, state, "destroy")
+        info["destroy"] = r
+        conn = libvirt.open("qemu:///system")
+        try:
+            left = _lab_objects(conn, name)
+        finally:
+            conn.close()
+        assert r.returncode == 0, r.stderr
+        assert left == ([], [], []), f"destroy left {left}"
+
+
+def test_guests_have_the_seeds_identity(debian_lab):
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    for node, address in NODES.items():
+        r = guest_ssh(lab, state, node, ["hostname"])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == node
+        r = guest_ssh(lab, state, node, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        assert r.returncode == 0, r.stderr
+        assert f" {address}/24 " in r.stdout, r.stdout
+
+
+def test_cloud_init_read_the_nocloud_seed(debian_lab):
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    for node in NODES:
+        r = guest_ssh(lab, state, node, ["cloud-init", "status", "--wait", "--long"], timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "status: done" in r.stdout
+        r = guest_ssh(lab, state, node, ["cat", "/run/cloud-init/status.json"])
+        assert r.returncode == 0, r.stderr
+        status = json.loads(r.stdout)["v1"]
+        assert status["datasource"].startswith("DataSourceNoCloud"), status["datasource"]
+        assert "seed=/dev/sr0" in status["datasource"], status["datasource"]      # the SATA CD-ROM
+        assert status["init"]["errors"] == [] and status["modules-final"]["errors"] == [], status
+
+
+def test_guests_reach_each_other_by_name(debian_lab):
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    r = guest_ssh(lab, state, "alpha", ["getent", "hosts", "beta"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == NODES["beta"]
+    r = guest_ssh(lab, state, "alpha", ["ping", "-c", "1", "-W", "5", "beta"])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_disk_grew_to_the_nodes_size(debian_lab):
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    r = guest_ssh(lab, state, "alpha", ["df", "-B1", "--output=size", "/"])
+    assert r.returncode == 0, r.stderr
+    size = int(r.stdout.split()[-1])
+    assert size > 3.5 * 1024**3, f"root filesystem {size} bytes; the node's disk is 4 GiB, the kit's 3 GiB"
+
+
+def test_destroy_leaves_nothing(debian_lab, request):
+    """Runs last in this module: destroy through the CLI, then look for every kind of leftover."""
+    import libvirt
+
+    lab, state, name = debian_lab["lab"], debian_lab["state"], debian_lab["name"]
+    r = cli(lab, state, "destroy")
+    assert r.returncode == 0, r.stderr
+    conn = libvirt.open("qemu:///system")
+    try:
+        doms, nets, pools = _lab_objects(conn, name)
+        vols = [v.name() for p in conn.listAllStoragePools() for v in (p.listAllVolumes() if p.isActive() else [])
+                if v.path().startswith(debian_lab["pool_dir"])]
+    finally:
+        conn.close()
+    assert (doms, nets, pools, vols) == ([], [], [], [])
+    assert debian_lab["bridge"] not in ns.links("bridge")          # other tests' bridges may come and go
+    procs = [ns.cmdline(p) for p in ns.pids()]
+    assert [c for c in procs if f"guest={name}-" in c] == []                       # QEMU
+    assert [c for c in procs if "dnsmasq" in c and f"/{name}-" in c] == []        # the network's dnsmasq
+    assert not os.path.exists(debian_lab["pool_dir"]) or os.listdir(debian_lab["pool_dir"]) == []
