@@ -78,8 +78,17 @@ def render_nic(nic) -> etree._Element:
 
 
 def render_seed_cdrom(path: str) -> etree._Element:
-    return E.disk(E.driver(name="qemu", type="raw"), E.source(file=path), E.target(dev=_SEED_DEV, bus="sata"),
-                  E.readonly(), type="file", device="cdrom")
+    """The seed as a CD-ROM on virtio-scsi: Debian's and Ubuntu's cloud kernels have no AHCI (a SATA
+    CD-ROM is invisible to them), every common guest kernel drives virtio-scsi. Controller and address
+    are explicit: otherwise libvirt picks the controller from the target name and adds LSI controllers
+    the cloud kernels cannot drive either."""
+    return E.disk(E.driver(name="qemu", type="raw"), E.source(file=path), E.target(dev=_SEED_DEV, bus="scsi"),
+                  E.readonly(), E.address(type="drive", controller="0", bus="0", target="0", unit="0"),
+                  type="file", device="cdrom")
+
+
+def render_seed_controller() -> etree._Element:
+    return E.controller(type="scsi", index="0", model="virtio-scsi")
 
 
 def render_snapshot(name: str, description: str, internal_disks: tuple[str, ...] = (),
@@ -129,10 +138,12 @@ def render_domain(dom: DesiredDomain) -> etree._Element:
                E.target(dev="vda", bus="virtio"), type="file", device="disk"))
     if dom.seed:
         devices.append(render_seed_cdrom(dom.seed))
+        devices.append(render_seed_controller())
     for nic in dom.nics:
         devices.append(render_nic(nic))
     # the serial log lets `labvirt console --tail` show what the console has printed (needs virtlogd)
-    devices.append(E.serial(E.log(file=serial_log(dom.name), append="on"), E.target(port="0"), type="pty"))
+    # append off: each start begins a new log, so `console --tail` never shows an earlier guest's lines
+    devices.append(E.serial(E.log(file=serial_log(dom.name), append="off"), E.target(port="0"), type="pty"))
     devices.append(E.console(E.target(type="serial", port="0"), type="pty"))
     devices.append(E.channel(E.target(type="virtio", name="org.qemu.guest_agent.0"), type="unix"))
     devices.append(E.graphics(E.listen(type="address", address="127.0.0.1"), type="vnc", autoport="yes",

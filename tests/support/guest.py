@@ -55,7 +55,8 @@ SEED_RE = re.compile(r"LABVIRT-SEED meta-data: instance-id=(\S*) local-hostname=
 FLAVOURS = {"cloud": ("linux-image-cloud-amd64", "-cloud-amd64"), "generic": ("linux-image-amd64", "-amd64")}
 NET_MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
                "failover", "net_failover", "virtio_net", "virtio_blk")
-SEED_MODULES = ("scsi_common", "scsi_mod", "libata", "libahci", "ahci", "cdrom", "sr_mod", "isofs")
+# the seed CD-ROM on virtio-scsi (labvirt's), or on SATA/AHCI (the generic kernel only): whichever exist
+SEED_MODULES = ("scsi_common", "scsi_mod", "libata", "libahci", "ahci", "virtio_scsi", "cdrom", "sr_mod", "isofs")
 
 INIT = r"""#!/bin/sh
 # PID 1 of the labvirt test guest (written by tests/support/guest.py).
@@ -447,7 +448,7 @@ def _build(path: str, package: str, version: str, flavour: str, started: float) 
             raise RuntimeError(f"{package}: no {', '.join(sorted(missing))} module (nor built in)")
         seed_all, seed_builtin, _ = _module_plan(moddir, SEED_MODULES)
         have = {n for n, _ in seed_all} | seed_builtin
-        seed_capable = {"ahci", "sr_mod", "isofs"} <= have
+        seed_capable = {"virtio_scsi", "sr_mod", "isofs"} <= have
         net_names = {n for n, _ in net}
         seed = [(n, b) for n, b in seed_all if n not in net_names] if seed_capable else []
         busybox, _bb_version = _busybox(work)
