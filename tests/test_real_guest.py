@@ -102,31 +102,22 @@ def debian_lab(tmp_path_factory, netns, daemon):
     info = {"lab": lab, "state": state, "name": name, "kit": kit, "pool_dir": str(base / "pool"), "ready": {}}
     try:
         started = time.monotonic()
-        r = cli(lab, state, "up")
-        assert r.returncode == 0, r.stderr
+        # labvirt's own wait: lease at the reserved address, ssh with the host key it gave the guest
+        # (strict), cloud-init done. Inside the namespace, where ssh reaches the guests.
+        r = labvirt_in_netns(lab, state, "up", "--wait", "--timeout", str(BOOT_TO_SSH), timeout=BOOT_TO_SSH + 120)
         info["up_seconds"] = time.monotonic() - started
+        if r.returncode != 0:
+            tails = {n: cli(lab, state, "console", n, "--tail", "40").stdout[-1500:] for n in NODES}
+            pytest.fail(f"up --wait failed: {r.stderr[-2000:]}; consoles: {tails}")
+        for node in NODES:
+            assert f"{node} ready after" in r.stderr, r.stderr
+            info["ready"][node] = r.stderr.split(f"{node} ready after ")[1].split("s")[0]
         conn = libvirt.open("qemu:///system")
         try:
             info["bridge"] = conn.networkLookupByName(f"{name}-lan").bridgeName()
         finally:
             conn.close()
         assert info["bridge"] in ns.links("bridge"), "the lab's bridge is not in the daemon's namespace"
-        # Bounded wait until each guest answers ssh with the lab's key (sshd starts after cloud-init
-        # has written root's key and the host keys).
-        waiting = set(NODES)
-        last = {}
-        deadline = started + BOOT_TO_SSH
-        while waiting and time.monotonic() < deadline:
-            for node in sorted(waiting):
-                r = guest_ssh(lab, state, node, ["true"], timeout=30)
-                last[node] = (r.returncode, r.stderr.strip()[-300:])
-                if r.returncode == 0:
-                    info["ready"][node] = round(time.monotonic() - started, 1)
-                    waiting.discard(node)
-            time.sleep(2)
-        if waiting:
-            tails = {n: cli(lab, state, "console", n, "--tail", "40").stdout for n in waiting}
-            pytest.fail(f"no ssh to {sorted(waiting)} within {BOOT_TO_SSH} s; last ssh: {last}; consoles: {tails}")
         print(f"\nreal guests: up {info['up_seconds']:.1f} s, ssh after {info['ready']} s", file=sys.stderr)
         yield info
     finally:
@@ -215,7 +206,7 @@ def test_revert_gives_back_the_files_a_working_ssh_and_the_hosts_clock(debian_la
     assert r.returncode == 0, r.stderr
     assert guest_ssh(lab, state, "alpha", ["touch", "/root/after-the-snapshot"]).returncode == 0
     time.sleep(15)                      # the guest's clock would lag by this much after the revert
-    r = cli(lab, state, "snapshot", "revert", "pre-packstack")
+    r = labvirt_in_netns(lab, state, "snapshot", "revert", "pre-packstack", "--wait", timeout=400)
     assert r.returncode == 0, r.stderr
     assert "clock not set" not in r.stderr, r.stderr
     r = guest_ssh(lab, state, "alpha", ["sh", "-c", "date +%s; test -e /root/after-the-snapshot && echo still"],
@@ -245,17 +236,10 @@ def test_rebuilt_nodes_keep_their_host_keys(debian_lab):
     """destroy and up again: new guests, same host keys, so ssh (strict, labvirt's known_hosts) just works."""
     lab, state = debian_lab["lab"], debian_lab["state"]
     assert cli(lab, state, "destroy").returncode == 0
-    started = time.monotonic()
-    r = cli(lab, state, "up")
-    assert r.returncode == 0, r.stderr
-    last = None
-    while time.monotonic() - started < BOOT_TO_SSH:
-        last = guest_ssh(lab, state, "alpha", ["hostname"], timeout=30)
-        if last.returncode == 0:
-            break
-        assert "IDENTIFICATION HAS CHANGED" not in last.stderr and "verification failed" not in last.stderr, last.stderr
-        time.sleep(3)
-    assert last is not None and last.returncode == 0 and last.stdout.strip() == "alpha", last.stderr
+    r = labvirt_in_netns(lab, state, "up", "--wait", "--timeout", str(BOOT_TO_SSH), timeout=BOOT_TO_SSH + 120)
+    assert r.returncode == 0, r.stderr[-2000:]        # --wait fails at once on a changed host key
+    last = guest_ssh(lab, state, "alpha", ["hostname"], timeout=30)
+    assert last.returncode == 0 and last.stdout.strip() == "alpha", last.stderr
 
 
 def test_destroy_leaves_nothing(debian_lab, request):

@@ -126,6 +126,9 @@ def up(
     json_out: Json = False,
     force: Force = False,
     adopt: Adopt = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Return when every node is ready: lease at its address, "
+                                                      "ssh with the host key labvirt gave it, cloud-init done.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 900.0,
 ) -> None:
     """Create or update the lab on the libvirt host and start its nodes. A second run changes nothing."""
     from labvirt.ops.session import Session
@@ -164,9 +167,29 @@ def up(
             ok(f"lab {desired.copy.prefix} is up on {where}: {len(the_plan.actions)} actions")
         for n in the_plan.notes:
             warn(n)
+        ready = wait_for_nodes(session, desired, timeout) if wait and not no_start else None
         if json_out:
             print_json({"lab": desired.copy.lab, "student": desired.copy.student, "uri": session.uri,
-                        "actions": [a.describe() for a in the_plan.actions], "notes": list(the_plan.notes)})
+                        "actions": [a.describe() for a in the_plan.actions], "notes": list(the_plan.notes),
+                        **({"ready": ready} if ready is not None else {})})
+
+
+def wait_for_nodes(session, desired, timeout: float) -> dict:
+    """`--wait`: a line per node as it gets its lease and becomes ready; bounded by `timeout`."""
+    import time
+
+    from labvirt.cli.output import err, ok
+    from labvirt.ops.nodes import wait_ready
+
+    started = time.monotonic()
+    with err().status(f"waiting up to {timeout:g}s for the nodes") as status:
+        def progress(node: str, what: str) -> None:
+            if what == "ready":
+                ok(f"{node} ready after {time.monotonic() - started:.0f}s")
+            else:
+                status.update(f"{node}: {what}")
+
+        return wait_ready(session, desired, timeout, on_progress=progress)
 
 
 def down(

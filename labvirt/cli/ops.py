@@ -91,7 +91,11 @@ def snapshot_list(directory: LabDir = "", connect: Connect = None, student: Stud
 
 
 @snapshot_app.command("revert")
-def snapshot_revert(name: str, directory: LabDir = "", connect: Connect = None, student: Student = None) -> None:
+def snapshot_revert(
+    name: str, directory: LabDir = "", connect: Connect = None, student: Student = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Return when every running node answers ssh.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 300.0,
+) -> None:
     """Bring every node back to snapshot NAME, running or not as it was then; running nodes' clocks are
     set to the host's time (guest agent)."""
     from labvirt.ops import snapshots
@@ -103,6 +107,10 @@ def snapshot_revert(name: str, directory: LabDir = "", connect: Connect = None, 
         desired = s.desired()
         with err().status(f"reverting {desired.copy.prefix} to {name}"):
             states = snapshots.revert(s.driver, desired, s.observe(), name, on_note=notes.append)
+        if wait:
+            from labvirt.cli.lab import wait_for_nodes
+
+            wait_for_nodes(s, desired, timeout)
     for n in notes:
         warn(n)
     ok(f"lab {desired.copy.prefix} reverted to {name!r}: " + ", ".join(f"{d} {st}" for d, st in states.items()))

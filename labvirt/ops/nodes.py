@@ -3,6 +3,7 @@ log in to it, and whether `up` builds the golden images it is missing first."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -89,3 +90,81 @@ def plan_up(session, recreate: bool = False, start: bool = True, dry_run: bool =
             build_image(name)
         desired, the_plan = session.plan_up(recreate=recreate, start=start, for_apply=True, force=force, adopt=adopt)
     return desired, the_plan
+
+
+READY_SCRIPT = ("if command -v cloud-init >/dev/null 2>&1 && [ -d /run/cloud-init ]; then "
+                "cloud-init status --wait >/dev/null 2>&1; cloud-init status; else echo 'status: none'; fi")
+
+
+def wait_ready(session, desired, timeout: float = 600.0, on_progress: Callable[[str, str], None] = lambda n, s: None,
+               clock=time.monotonic, sleep=time.sleep) -> dict[str, dict]:
+    """Wait, bounded by `timeout`, until every running node is ready: its lease at the reserved address
+    (a static address; else any address), ssh answering with the host key labvirt gave it (strict,
+    labvirt's known_hosts), and cloud-init finished where the node has a seed. Polls each node with
+    back-off (libvirt has no event for a DHCP lease or an sshd). Returns node -> what it reached;
+    raises LabvirtError naming what each unready node did and did not reach."""
+    from labvirt.driver.children import capture
+
+    seeded = {v.node for v in desired.volumes if v.kind == "seed"}
+    observed = session.observe()
+    nodes = [d for d in desired.domains
+             if (o := observed.domains.get(d.name)) is not None and o.state == "running"]
+    reached = {d.key: {"lease": False, "ssh": False, "cloud-init": None if d.key not in seeded else False,
+                       "said": ""} for d in nodes}
+    if session.simulated:
+        for d in nodes:
+            reached[d.key].update(lease=True, ssh=True, said="simulated: nothing boots")
+        return reached
+    deadline = clock() + timeout
+    delay = {d.key: 1.0 for d in nodes}
+    pending = list(nodes)
+    while pending:
+        for dom in list(pending):
+            state = reached[dom.key]
+            if not state["lease"]:
+                found, said = session.driver.addresses(dom.name)
+                want = {str(n.address) for n in dom.nics if n.address is not None}
+                ips = {o["ip"] for n in dom.nics for o in found.get(n.mac, []) if o["source"] == "lease"}
+                state["lease"] = bool(want & ips) if want else bool(ips)
+                state["said"] = "; ".join(f"{k}: {v}" for k, v in said.items())
+                if state["lease"]:
+                    on_progress(dom.key, "lease")
+            if state["lease"]:
+                argv = ssh_command(session, dom.key, ["sh", "-c", READY_SCRIPT])
+                try:
+                    r = capture(argv, timeout=max(5.0, min(120.0, deadline - clock())))
+                except subprocess.TimeoutExpired:
+                    state["said"] = "ssh: no answer in time"
+                else:
+                    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in r.stderr or "verification failed" in r.stderr:
+                        raise LabvirtError(f"{dom.key}: its ssh host key is not the one labvirt gave it "
+                                           f"({r.stderr.strip().splitlines()[-1]}); was the node built without its seed?")
+                    if r.returncode == 0:
+                        state["ssh"] = True
+                        status = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+                        if status == "status: done":
+                            state["cloud-init"] = True
+                        elif status == "status: error":
+                            raise LabvirtError(f"{dom.key}: cloud-init finished with errors; see "
+                                               f"'labvirt ssh {dom.key} -- cloud-init status --long'")
+                        state["said"] = status
+                    else:
+                        state["said"] = (r.stderr.strip().splitlines() or [f"ssh exit {r.returncode}"])[-1]
+                if state["ssh"] and state["cloud-init"] is not False:
+                    on_progress(dom.key, "ready")
+                    pending.remove(dom)
+        if not pending:
+            break
+        if clock() >= deadline:
+            lines = []
+            for dom in pending:
+                s = reached[dom.key]
+                got = [k for k in ("lease", "ssh", "cloud-init") if s[k]]
+                lacking = [k for k in ("lease", "ssh", "cloud-init") if s[k] is False]
+                lines.append(f"{dom.key}: reached {', '.join(got) or 'nothing'}; not {', '.join(lacking)} ({s['said']})")
+            raise LabvirtError(f"not ready within {timeout:g}s: " + " | ".join(lines))
+        step = min(delay.values())
+        sleep(min(step, max(0.0, deadline - clock())))
+        for k in delay:
+            delay[k] = min(delay[k] * 1.5, 5.0)
+    return reached
