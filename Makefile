@@ -44,6 +44,7 @@ bench: setup-test
 	$(VENV)/bin/python bench/run.py
 	$(VENV)/bin/python bench/bench_disks.py
 	$(VENV)/bin/python bench/bench_class.py
+	$(VENV)/bin/python bench/bench_fixed_cost.py
 
 clean:
 	rm -rf out .pytest_cache
