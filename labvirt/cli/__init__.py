@@ -92,11 +92,62 @@ if COMPLETE_VAR in os.environ:      # the shell asks for candidates: answer in t
     _completion_classes()
 
 
+GLOBAL_VALUE_OPTIONS = ("-c", "--connect")   # the callback's options that take a value
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command `argv` names (after the global --connect/-c), or None when it names none first
+    (no arguments, --help, completion options)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in GLOBAL_VALUE_OPTIONS:
+            i += 2
+        elif word.startswith("--connect=") or (word.startswith("-c") and len(word) > 2 and word[2] != "-"):
+            i += 1
+        elif word.startswith("-"):
+            return None
+        else:
+            return word
+    return None
+
+
+def app_for(argv: list[str]) -> typer.Typer:
+    """`app` with only the command `argv` names (or `app` itself when it names none or an unknown one).
+
+    Turning the registered commands into click commands (Typer's get_command: every signature, every
+    option) is a large part of a command's fixed cost; one command needs only its own. Usage lines,
+    options and errors stay the same; `labvirt --help`, unknown commands (and their "did you mean")
+    and completion get the full app.
+    """
+    import copy
+
+    from typer.main import get_command_name
+
+    word = command_word(argv)
+    if word is None or COMPLETE_VAR in os.environ:
+        return app
+    commands = [c for c in app.registered_commands
+                if (c.name or get_command_name(c.callback.__name__)) == word]
+    groups = [g for g in app.registered_groups if (g.name or g.typer_instance.info.name) == word]
+    if not commands and not groups:
+        return app
+    one = copy.copy(app)
+    one.registered_commands = commands
+    one.registered_groups = groups
+    return one
+
+
 def main() -> None:
     from labvirt.core.errors import LabvirtError
 
     try:
-        app(prog_name=PROG)   # standalone: click reports usage errors and exits itself
+        from typer.main import get_command
+
+        from labvirt.cli.plain_params import install
+
+        install()
+        get_command(app_for(sys.argv[1:]))(prog_name=PROG)   # standalone: click reports usage errors and exits itself
     except LabvirtError as e:
         if str(e):          # Reported(): the command has already said what failed
             from labvirt.cli.output import err

@@ -83,9 +83,10 @@ def load_lab(directory: str) -> LabSpec:
                    images=images, description=description, domain_type=domain_type, pool_dir=pool_dir,
                    ssh_user=ssh_user, services=services, class_table=dict(klass.data) if klass else {},
                    packstack=packstack)
-    from labvirt.core.class_layout import load_class
+    if spec.class_table:                    # (an empty one is valid: no import for the usual lab)
+        from labvirt.core.class_layout import load_class
 
-    load_class(spec, spec.class_table)      # refuse a bad [class] table with the rest of the lab
+        load_class(spec, spec.class_table)  # refuse a bad [class] table with the rest of the lab
     return spec
 
 

@@ -31,10 +31,10 @@ def _size(shape: tuple[tuple[str, int], ...]) -> int:
 def with_seed_sizes(desired: DesiredLab, user: str = "root") -> DesiredLab:
     """`desired` with each seed volume's capacity set to the size of the ISO its documents make
     (`user`: the lab's login user, who gets a user entry of their own when not root)."""
-    from labvirt.core.cloudinit import seed_documents
-
     if not any(v.kind == "seed" for v in desired.volumes):
         return desired
+    from labvirt.core.cloudinit import seed_documents    # PyYAML: only for labs with seeds
+
     volumes = tuple(replace(v, capacity=seed_iso_size(seed_documents(desired, v.node, user=user)))
                     if v.kind == "seed" else v for v in desired.volumes)
     return replace(desired, volumes=volumes)

@@ -43,21 +43,36 @@ def host_verdict(driver) -> dict:
     Simulated hosts answer from their profile; this machine from /proc, /sys and /dev (also when
     offline); a remote host from libvirt's capabilities (KVM offered and the host CPU shows vmx/svm).
     """
-    from labvirt.host.facts import read_host
-    from labvirt.host.verdict import verdict as decide
     from labvirt.core.uris import is_local
 
     simulated = driver is not None and driver.simulated
     if driver is not None and not simulated and not is_local(driver.uri):
         return _remote_verdict(driver)
-    root = "/"
     if simulated:
         from labvirt.host.profiles import profile_root
 
-        root = profile_root(driver.host.profile)
+        return _decided(profile_root(driver.host.profile), "profile")
+    from labvirt.ops.verdict_cache import cached_verdict, verdict_key
+
+    version = _libvirt_version(driver) if driver is not None else "offline"
+    return cached_verdict(lambda: _decided("/", "local host"), verdict_key("/", version))
+
+
+def _decided(root: str, source: str) -> dict:
+    from labvirt.host.facts import read_host
+    from labvirt.host.verdict import verdict as decide
+
     v = decide(read_host(root))
     return {"domain_type": v.guest_domain_type, "nested_cpu": v.nested_cpu, "l2_virt_type": v.l2_virt_type,
-            "source": "profile" if simulated else "local host"}
+            "source": source}
+
+
+def _libvirt_version(driver) -> object:
+    conn = getattr(driver, "conn", None)
+    try:
+        return conn.getLibVersion() if conn is not None else None
+    except Exception:   # libvirt.libvirtError: the key says "unknown" and the verdict is decided as before
+        return None
 
 
 def host_params(spec: LabSpec | None, verdict: dict, domain_type: str | None = None) -> HostParams:
