@@ -20,6 +20,7 @@ class HostParams:
     nested_cpu: str = "host-passthrough"  # CPU mode for nodes that run nested guests
     pool_dir: str | None = None           # overrides the lab's storage.pool_dir
     image_dir: str | None = None          # where the host's labvirt-images pool already is
+    base_image_formats: tuple[tuple[str, str], ...] = ()   # base_image path -> format read from its header
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,9 @@ def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
             backing, backing_format = images[node.image].path, "qcow2"
         elif node.base_image is not None:
             backing = node.base_image
-            backing_format = "raw" if node.base_image.endswith((".raw", ".img")) else "qcow2"
+            # read from the file's header by ops (ops/session.base_image_formats); a file this machine
+            # cannot read (a remote host's) is taken as qcow2, what cloud images are
+            backing_format = dict(host.base_image_formats).get(node.base_image, "qcow2")
         disk = DesiredVolume(pool=pool.name, name=disk_name, path=f"{pool.path}/{disk_name}", capacity=node.disk,
                              backing=backing, backing_format=backing_format, node=node.name)
         volumes.append(disk)

@@ -135,6 +135,10 @@ class Session:
             stack.close()
             raise
         host = host_params(spec, verdict, domain_type)
+        if spec is not None:
+            from dataclasses import replace
+
+            host = replace(host, base_image_formats=base_image_formats(spec))
         return cls(spec=spec, copy=copy, uri=uri if not offline else "(offline)", driver=driver,
                    verdict=verdict, host=host, _stack=stack)
 
@@ -222,6 +226,29 @@ def seed_identity(spec: LabSpec, copy: LabCopy, seeded: list[str] = ()):
                         host_keys=tuple(host_keys))
 
 
+def base_image_formats(spec: LabSpec) -> tuple[tuple[str, str], ...]:
+    """Each base_image's format from its header (files this machine can read). A format libvirt
+    cannot back a qcow2 overlay with is refused, naming the node file."""
+    from labvirt.core.disk_format import HEADER_BYTES, format_from_header
+    from labvirt.core.errors import SpecError
+
+    found = {}
+    for node in spec.nodes:
+        path = node.base_image
+        if path is None or path in found:
+            continue
+        try:
+            with open(path, "rb") as f:
+                fmt = format_from_header(f.read(HEADER_BYTES))
+        except OSError:
+            continue
+        if fmt not in ("qcow2", "raw"):
+            raise SpecError(node.file, "base_image", f"{path} is a {fmt} image; allowed: qcow2 or raw "
+                                                    f"(convert it: qemu-img convert -O qcow2 {path} NEW.qcow2)")
+        found[path] = fmt
+    return tuple(sorted(found.items()))
+
+
 def refresh_known_hosts(desired: DesiredLab) -> str:
     """Rewrite the lab copy's known_hosts from the host keys labvirt holds; returns its path."""
     from labvirt.core.known_hosts import known_hosts
@@ -244,6 +271,7 @@ def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_dr
     image_pool = observed.pools.get(IMAGE_POOL)
     if image_pool is not None and image_pool.path:
         host = replace(host, image_dir=image_pool.path)
+    host = replace(host, base_image_formats=base_image_formats(spec))
     desired = desire(spec, copy, host)
     seeded = [v.node for v in desired.volumes if v.kind == "seed" and not _has_volume(observed, v)]
     applying = has_driver and for_apply
