@@ -242,6 +242,60 @@ def test_rebuilt_nodes_keep_their_host_keys(debian_lab):
     assert last.returncode == 0 and last.stdout.strip() == "alpha", last.stderr
 
 
+STAGE = """
+[stage]
+description = "the network and hostname checks of the course's pre-packstack stage"
+snapshot = "pre-packstack"
+timeout = 30
+
+[[check]]
+name = "hostname"
+run = "hostname -s"
+output = "^{node}$"
+
+[[check]]
+name = "/etc/hosts"
+resolves = true
+
+[[check]]
+name = "addresses"
+addresses = true
+
+[[check]]
+name = "reaches the others (lan)"
+ping = "lan"
+
+[[check]]
+name = "sshd active"
+service = "ssh"
+state = "active"
+
+[[check]]
+name = "a check that must fail"
+run = "hostname -s"
+output = "^not-{node}$"
+nodes = ["beta"]
+"""
+
+
+def test_verify_runs_the_stage_checks_on_the_guests(debian_lab):
+    """`labvirt verify` over real ssh: passes where the guest is as the stage expects, fails (with the
+    output) where it is not, and the exit code says the stage does not hold."""
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    os.makedirs(os.path.join(lab, "checks"), exist_ok=True)
+    with open(os.path.join(lab, "checks", "network.toml"), "w") as f:
+        f.write(STAGE)
+    r = labvirt_in_netns(lab, state, "verify", "network", "--json", timeout=300)
+    assert r.returncode == 1, r.stderr           # the deliberate failure: the stage does not hold
+    report = json.loads(r.stdout)
+    outcome = {(x["node"], x["check"]): x["status"] for x in report["results"]}
+    for node in NODES:
+        for check in ("hostname", "/etc/hosts", "addresses", "reaches the others (lan)", "sshd active"):
+            assert outcome[(node, check)] == "passed", (node, check, report)
+    assert outcome[("beta", "a check that must fail")] == "failed"
+    os.remove(os.path.join(lab, "checks", "network.toml"))
+
+
 def test_destroy_leaves_nothing(debian_lab, request):
     """Runs last in this module: destroy through the CLI, then look for every kind of leftover."""
     import libvirt
