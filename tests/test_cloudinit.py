@@ -244,7 +244,9 @@ def test_core_modules_import_without_libvirt_or_subprocess():
 def test_resolver_fallback_only_writes_resolv_conf_when_nothing_did(tmp_path):
     """The boot command runs as the guest's sh would: no nameserver line -> written; one there -> kept."""
     desired = desired_lab("standard")
-    argv = cloud_config(desired, "controller")["bootcmd"][0]
+    route, argv = cloud_config(desired, "controller")["bootcmd"]
+    assert route == ["sh", "-c", "ip -4 route show default | grep -q . || "
+                                 "ip -4 route add default via 192.168.100.1 dev eth0"]
     assert argv[:2] == ["sh", "-c"] and "nameserver 192.168.100.1" in argv[2]
     script = argv[2].replace("/etc/resolv.conf", str(tmp_path / "resolv.conf"))
     (tmp_path / "resolv.conf").write_text("# empty: ifupdown without resolvconf\n")

@@ -167,6 +167,18 @@ def resolver_fallback(desired: DesiredLab, node_key: str) -> list[str] | None:
     return ["sh", "-c", f"grep -qs '^nameserver' /etc/resolv.conf || {{ rm -f /etc/resolv.conf; printf '{text}' > /etc/resolv.conf; }}"]
 
 
+def route_fallback(desired: DesiredLab, node_key: str) -> list[str] | None:
+    """A boot command that adds the default route when the network stack did not: cloud-init's ENI
+    renderer (Debian's ifupdown) writes it as `post-up route add ... || true`, and without the
+    net-tools package (Debian's minimal and cloud images) that fails silently. With `ip` (iproute2),
+    only where no default route exists; elsewhere it changes nothing."""
+    for n in nic_intents(desired, node_key):
+        if n.gateway is not None and n.address is not None:
+            return ["sh", "-c", f"ip -4 route show default | grep -q . || "
+                                f"ip -4 route add default via {n.gateway} dev {n.name}"]
+    return None
+
+
 # -- cloud-config -----------------------------------------------------------------------------
 def meta_data(desired: DesiredLab, node_key: str) -> dict:
     domain = _domain(desired, node_key)
@@ -207,9 +219,9 @@ def cloud_config(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...] =
     if host_key is not None:
         private, public = host_key
         cfg["ssh_keys"] = {"ed25519_private": private, "ed25519_public": public}
-    fallback = resolver_fallback(desired, node_key)
-    if fallback:
-        cfg["bootcmd"] = [fallback]
+    fallbacks = [c for c in (route_fallback(desired, node_key), resolver_fallback(desired, node_key)) if c]
+    if fallbacks:
+        cfg["bootcmd"] = fallbacks
     cfg["write_files"] = [{"path": "/etc/hosts", "owner": "root:root", "permissions": "0644",
                            "content": hosts_file(desired)}]
     return cfg
