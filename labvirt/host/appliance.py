@@ -161,12 +161,11 @@ def cached_probe(facts: ApplianceFacts, env) -> ProbeResult | None:
 def _remember(facts: ApplianceFacts, env, result: ProbeResult) -> None:
     path = cache_path(env)
     try:
+        from labvirt.driver.state_files import write_atomic
+
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"key": probe_key(facts, env), "ok": result.ok, "reason": result.reason,
-                       "seconds": round(result.seconds, 1), "when": int(time.time())}, f)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"key": probe_key(facts, env), "ok": result.ok, "reason": result.reason,
+                                       "seconds": round(result.seconds, 1), "when": int(time.time())}).encode())
     except OSError:
         pass        # no cache: the next check probes again
 

@@ -98,11 +98,13 @@ READY_SCRIPT = ("if command -v cloud-init >/dev/null 2>&1 && [ -d /run/cloud-ini
 
 def wait_ready(session, desired, timeout: float = 600.0, on_progress: Callable[[str, str], None] = lambda n, s: None,
                clock=time.monotonic, sleep=time.sleep) -> dict[str, dict]:
-    """Wait, bounded by `timeout`, until every running node is ready: its lease at the reserved address
-    (a static address; else any address), ssh answering with the host key labvirt gave it (strict,
+    """Wait, bounded by `timeout`, until every running node is ready: its address seen by libvirt (a
+    lease or the guest agent at the reserved address; a node with a static address is also tried
+    over ssh directly, as its guest may never ask for a lease), ssh answering with the host key labvirt gave it (strict,
     labvirt's known_hosts), and cloud-init finished where the node has a seed. Polls each node with
     back-off (libvirt has no event for a DHCP lease or an sshd). Returns node -> what it reached;
     raises LabvirtError naming what each unready node did and did not reach."""
+    from labvirt.core.login import login_address
     from labvirt.driver.children import capture
 
     seeded = {v.node for v in desired.volumes if v.kind == "seed"}
@@ -124,12 +126,14 @@ def wait_ready(session, desired, timeout: float = 600.0, on_progress: Callable[[
             if not state["lease"]:
                 found, said = session.driver.addresses(dom.name)
                 want = {str(n.address) for n in dom.nics if n.address is not None}
-                ips = {o["ip"] for n in dom.nics for o in found.get(n.mac, []) if o["source"] == "lease"}
+                # a lease, or the guest agent reporting the address: a guest with static addresses
+                # from its seed never asks for a lease
+                ips = {o["ip"] for n in dom.nics for o in found.get(n.mac, []) if o["source"] in ("lease", "agent")}
                 state["lease"] = bool(want & ips) if want else bool(ips)
                 state["said"] = "; ".join(f"{k}: {v}" for k, v in said.items())
                 if state["lease"]:
                     on_progress(dom.key, "lease")
-            if state["lease"]:
+            if state["lease"] or login_address(dom) is not None:     # static: ssh proves it anyway
                 argv = ssh_command(session, dom.key, ["sh", "-c", READY_SCRIPT])
                 try:
                     r = capture(argv, timeout=max(5.0, min(120.0, deadline - clock())))
