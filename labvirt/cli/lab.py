@@ -253,19 +253,12 @@ def status(
     json_out: Json = False,
 ) -> None:
     """Nodes (state, vCPU, memory, addresses, snapshot), networks, and drift from the lab file."""
+    from labvirt.ops.graph import lab_status_of
     from labvirt.ops.session import Session
-    from labvirt.core.status import lab_status
     from labvirt.cli.output import print_json
 
     with Session.open(directory or default_dir(), connect, student) as session:
-        desired, the_plan = session.plan_up(start=False)
-        observed = session.observe()
-        addresses = {}
-        for dom in desired.domains:
-            obs = observed.domains.get(dom.name)
-            if obs is not None and obs.state == "running":
-                addresses[dom.name] = session.driver.addresses(dom.name)[0]
-        data = lab_status(desired, observed, the_plan, addresses, simulated=session.simulated)
+        data = lab_status_of(session)
         data["uri"] = session.uri
     if json_out:
         print_json(data)
