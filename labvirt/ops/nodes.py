@@ -134,7 +134,8 @@ def wait_ready(session, desired, timeout: float = 600.0, on_progress: Callable[[
                 if state["lease"]:
                     on_progress(dom.key, "lease")
             if state["lease"] or login_address(dom) is not None:     # static: ssh proves it anyway
-                argv = ssh_command(session, dom.key, ["sh", "-c", READY_SCRIPT])
+                # one argument: ssh hands the remote command to the login shell as one line
+                argv = ssh_command(session, dom.key, [READY_SCRIPT])
                 try:
                     r = capture(argv, timeout=max(5.0, min(120.0, deadline - clock())))
                 except subprocess.TimeoutExpired:
