@@ -226,7 +226,7 @@ def test_root_password_works_on_the_serial_console(debian_lab):
     # two steps, each waiting for its prompt: typed-ahead input could be lost while login starts PAM
     r = cli(lab, state, "console", "beta", "--capture", "90", "--send", "", "--send", "root", "--until", "assword:")
     assert "assword:" in r.stdout, r.stdout[-2000:]
-    r = cli(lab, state, "console", "beta", "--capture", "90", "--send", password, "--send", "echo LOGIN-$((6*7))",
+    r = cli(lab, state, "console", "beta", "--capture", "90", "--send", password, "--send", "", "--send", "", "--send", "echo LOGIN-$((6*7))",
             "--until", "LOGIN-42")
     assert "LOGIN-42" in r.stdout, r.stdout[-2000:]
 
