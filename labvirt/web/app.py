@@ -170,14 +170,15 @@ def create_app(dashboard, token: str | None, allowed_hosts: list[str]) -> Starle
             return _refuse(403, "actions need the token printed by 'labvirt class serve'; the page is read-only without it")
         return None
 
+    async def guarded_body(request: Request) -> dict | Response:
+        """The JSON body of a changing request, or the response that refuses it."""
+        return guard(request) or await _json(request)
+
     async def check_token(request: Request) -> Response:
         return guard(request) or Response(status_code=204)
 
     async def action(request: Request) -> Response:
-        refusal = guard(request)
-        if refusal is not None:
-            return refusal
-        body = await _json(request)
+        body = await guarded_body(request)
         if isinstance(body, Response):
             return body
         students = body.get("students")
@@ -193,10 +194,7 @@ def create_app(dashboard, token: str | None, allowed_hosts: list[str]) -> Starle
         return JSONResponse(result, status_code=202 if result["accepted"] else 409)
 
     async def console(request: Request) -> Response:
-        refusal = guard(request)
-        if refusal is not None:
-            return refusal
-        body = await _json(request)
+        body = await guarded_body(request)
         if isinstance(body, Response):
             return body
         try:
