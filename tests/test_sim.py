@@ -149,3 +149,43 @@ def test_down_purge_removes_everything_and_image_build_force_rebuilds(tmp_path):
     assert run_cli("down", "--purge", "-c", "sim", "-C", lab).returncode == 0
     domains, networks, pools = virsh_view()
     assert domains == {} and networks == {"default"} and list(pools) == ["labvirt-images"]
+
+
+def test_a_stopped_image_pool_is_reported_by_list_and_started_again_by_build():
+    """A pool labvirt made, stopped since (its directory removed, a daemon restart without it): `image
+    list` says so instead of failing, `image build` starts it again and builds into it."""
+    from labvirt.core.identity import IMAGE_POOL
+    from .conftest import EXAMPLES
+
+    lab = EXAMPLES["standard"]
+    assert run_cli("image", "build", "-c", "sim", "-C", lab).returncode == 0
+    with sim.SimDriver(sim.load_host("default")) as d:
+        d.conn.storagePoolLookupByName(IMAGE_POOL).destroy()
+    assert list(virsh_view()[2]) == [IMAGE_POOL]                 # still defined, stopped (kept so)
+    r = run_cli("image", "list", "--json", "-c", "sim", "-C", lab)
+    assert r.returncode == 0 and json.loads(r.stdout) == [] and "defined but stopped" in r.stderr
+    r = run_cli("image", "build", "-c", "sim", "-C", lab)
+    assert r.returncode == 0 and "built (simulated)" in r.stderr, r.stderr
+    assert len(json.loads(run_cli("image", "list", "--json", "-c", "sim", "-C", lab).stdout)) == 1
+
+
+def test_image_remove_starts_a_stopped_pool_to_remove_its_images():
+    """In-process: a stopped pool shows no volumes; remove starts it again first (on a real daemon the
+    volumes are files in its directory and reappear; the simulator keeps them in memory)."""
+    from labvirt.core.identity import IMAGE_POOL
+    from labvirt.ops import images
+    from .conftest import EXAMPLES
+
+    assert run_cli("image", "build", "-c", "sim", "-C", EXAMPLES["standard"]).returncode == 0
+    with sim.SimDriver(sim.load_host("default")) as d:
+        d.conn.storagePoolLookupByName(IMAGE_POOL).destroy()
+        observed = d.observe()
+        where = observed.pools[IMAGE_POOL].path
+        assert images.stopped_pool(observed) is not None and images.list_images(None, observed, where) == []
+        assert images.restart_stopped_pool(d, observed, where)
+        observed = d.observe()
+        assert images.stopped_pool(observed) is None
+        (image,) = images.list_images(None, observed, where)
+        assert images.restart_stopped_pool(d, observed, where) is False      # running: nothing to do
+        assert images.remove(None, image.volume, d, observed, where) == [image.volume]
+        assert IMAGE_POOL not in d.observe().pools

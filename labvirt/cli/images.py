@@ -67,6 +67,12 @@ def image_list(directory: LabDir = "", connect: Connect = None, json_out: Json =
         spec = session.spec
         observed = session.observe()
         infos = images.list_images(spec, observed, images.images_dir(spec, session.host, observed))
+        stopped = images.stopped_pool(observed)
+    if stopped is not None:
+        from labvirt.cli.output import warn
+
+        warn(f"storage pool {stopped.name} is defined but stopped (directory {stopped.path}): its images "
+             "cannot be listed; `labvirt image build` or `labvirt image remove` starts it again")
     import datetime
 
     rows = [{"name": i.name, "volume": i.volume, "recipe_hash": i.recipe_hash, "path": i.path,
@@ -95,8 +101,10 @@ def image_remove(name: str, directory: LabDir = "", connect: Connect = None) -> 
 
     with Session.open(directory or default_dir(), connect) as session:
         observed = session.observe()
-        removed = images.remove(session.spec, name, session.driver, observed,
-                                images.images_dir(session.spec, session.host, observed))
+        where = images.images_dir(session.spec, session.host, observed)
+        if images.restart_stopped_pool(session.driver, observed, where):
+            observed = session.observe()
+        removed = images.remove(session.spec, name, session.driver, observed, where)
     ok(f"removed {', '.join(removed)}")
 
 

@@ -54,6 +54,7 @@ class SimHost:
     networks_inactive: tuple = ()
     networks_autostart: tuple = ()
     pools_autostart: tuple = ()
+    pools_inactive: tuple = ()        # stopped pools (their volumes are not kept: as a removed directory)
 
     @property
     def directory(self) -> str:
@@ -110,7 +111,7 @@ def _host_problem(name: str, data) -> str | None:
             return f"{key!r} is {value!r}, expected a positive whole number"
     if data.get("profile", PROFILES[0]) not in PROFILES:
         return f"'profile' is {data['profile']!r}, expected one of {', '.join(PROFILES)}"
-    for key in ("networks_inactive", "networks_autostart", "pools_autostart"):
+    for key in ("networks_inactive", "networks_autostart", "pools_autostart", "pools_inactive"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return f"{key!r} is {value!r}, expected a list of names"
@@ -195,6 +196,8 @@ class SimDriver(Driver):
         for pool in self.conn.listAllStoragePools():
             if pool.name() in self.host.pools_autostart:
                 pool.setAutostart(1)
+            if pool.name() in self.host.pools_inactive and pool.isActive():
+                pool.destroy()
 
     def save(self) -> None:
         """Write the whole host back to node.xml (atomically) and the flags to host.json."""
@@ -207,7 +210,7 @@ class SimDriver(Driver):
         for child in list(node):
             if child.tag == "network":
                 node.remove(child)
-        inactive, autostart, pool_auto = [], [], []
+        inactive, autostart, pool_auto, pool_off = [], [], [], []
         for net in self.conn.listAllNetworks():
             node.append(etree.fromstring(net.XMLDesc(0).encode()))
             if not net.isActive():
@@ -219,6 +222,8 @@ class SimDriver(Driver):
             if pool.isActive():
                 for vol in pool.listAllVolumes():
                     el.append(etree.fromstring(vol.XMLDesc(0).encode()))
+            else:
+                pool_off.append(pool.name())
             if pool.autostart():
                 pool_auto.append(pool.name())
             node.append(el)
@@ -241,6 +246,7 @@ class SimDriver(Driver):
         self.host.networks_inactive = tuple(inactive)
         self.host.networks_autostart = tuple(autostart)
         self.host.pools_autostart = tuple(pool_auto)
+        self.host.pools_inactive = tuple(pool_off)
         write_atomic(os.path.join(self.host.directory, "node.xml"), etree.tostring(node, pretty_print=True))
         _write_host(self.host)
 

@@ -62,6 +62,22 @@ def ensure_pool(driver, observed: Observed, directory: str) -> None:
     driver.start_pool(IMAGE_POOL)
 
 
+def stopped_pool(observed: Observed):
+    """labvirt's image pool when it is defined but not running (its directory was removed, or the host
+    started without it), else None. A stopped pool shows no volumes."""
+    pool = observed.pools.get(IMAGE_POOL)
+    return pool if pool is not None and not pool.active else None
+
+
+def restart_stopped_pool(driver, observed: Observed, directory: str) -> bool:
+    """Start labvirt's stopped image pool again (an empty directory is made where it is missing), so its
+    images can be seen and removed. Refuses a pool of that name labvirt did not create. True when started."""
+    if stopped_pool(observed) is None:
+        return False
+    ensure_pool(driver, observed, directory)
+    return True
+
+
 def list_images(spec: LabSpec | None, observed: Observed, directory: str) -> list[ImageInfo]:
     pool = observed.pools.get(IMAGE_POOL)
     if pool is None:
