@@ -1,7 +1,10 @@
 """plan(desired, observed) -> actions. Pure: compares fields labvirt owns, never XML text.
 
-An empty Observed plans everything; an Observed that matches plans nothing. Actions carry a phase:
-the engine runs phases in order and the actions of one phase concurrently, one chain per object.
+An empty Observed plans everything; an Observed that matches plans nothing. The actions of one chain
+(one object, or a pool with its volumes) run in order; an action also waits for every action on the
+targets it `needs` (a node's start for its networks, disks and seed; a network's removal for the nodes
+on it); all else runs at once (labvirt.core.schedule). The phase is the stage an action belongs to:
+how plans are shown, and which ready actions go first.
 Objects with a name this copy wants that it does not claim (labvirt.core.observed.claim: no labvirt
 metadata, another lab or student, or another lab directory of the same lab name) are blockers: never
 touched. Another lab directory's objects block the whole copy, also those this lab file does not name.
@@ -16,8 +19,7 @@ from labvirt.core.identity import LabCopy
 from labvirt.core.observed import Claim, Observed, ObservedDomain, ObservedNetwork, claim
 from labvirt.core.render import render_dhcp_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
 
-# phases: volumes share the first phase with networks (in their pool's chain), so they do not wait
-# for the network starts that libvirtd performs one at a time
+# stages (display order and the order ready actions go to workers; what waits for what is `needs`)
 NETWORKS_AND_POOL, VOLUMES, DOMAINS = 0, 0, 2
 # destroy: domains first (they hold the disks and the networks' ports), then storage and networks
 STOP_DOMAINS, REMOVE_STORAGE_AND_NETWORKS = 0, 1
@@ -28,6 +30,7 @@ class Action:
     phase: int
     target: str        # the object this action works on
     chain: str = ""    # actions of one chain run in order (default: the target's own chain)
+    needs: tuple[str, ...] = ()   # targets whose actions in this plan must finish first
 
     @property
     def chain_key(self) -> str:
@@ -183,13 +186,6 @@ class Plan:
         """`up` would refuse it: a blocker other than missing golden images (which `up` builds first)."""
         return len(self.blockers) > len(self.missing_images)
 
-    def phases(self) -> list[list[Action]]:
-        """Actions by phase, in plan order within each."""
-        out: dict[int, list[Action]] = {}
-        for a in self.actions:
-            out.setdefault(a.phase, []).append(a)
-        return [out[k] for k in sorted(out)]
-
 
 @dataclass
 class _Builder:
@@ -265,8 +261,12 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
                                           xml=tostring(render_volume(vol))))
             if customize and vol.node in customize:     # same chain: runs right after the overlay exists
                 b.actions.append(CustomizeDisk(VOLUMES, f"{vol.pool}/{vol.name}", vol.pool, argv=customize[vol.node]))
+    disks_of: dict[str, list[str]] = {}
+    for vol in desired.volumes:
+        disks_of.setdefault(vol.node, []).append(f"{vol.pool}/{vol.name}")
     for dom in desired.domains:
-        _plan_domain(dom, observed.domains.get(dom.name), b, recreate, start)
+        needs = (desired.pool.name, *sorted({n.network for n in dom.nics}), *disks_of.get(dom.key, ()))
+        _plan_domain(dom, observed.domains.get(dom.name), b, recreate, start, needs)
     _other_directory_objects(desired, observed, b)
     owned_names = {d.name for d in desired.domains}
     for name, obs in sorted(observed.domains.items()):
@@ -355,12 +355,14 @@ def _plan_pool(desired: DesiredLab, observed: Observed, b: _Builder) -> None:
 
 
 def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, b: _Builder, recreate: bool,
-                 start: bool) -> None:
+                 start: bool, needs: tuple[str, ...] = ()) -> None:
+    """`needs`: what the node's start waits for (its pool, networks, disks and seed); defining it waits
+    for nothing, so definitions overlap the network starts."""
     xml = tostring(render_domain(dom))
     if obs is None:
         b.actions.append(DefineDomain(DOMAINS, dom.name, xml=xml))
         if start:
-            b.actions.append(StartDomain(DOMAINS, dom.name))
+            b.actions.append(StartDomain(DOMAINS, dom.name, needs=needs))
         return
     owned = b.claim(obs, "node")
     if not owned.ours:
@@ -372,7 +374,7 @@ def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, b: _Builder, re
                 b.actions.append(DestroyDomain(DOMAINS, dom.name))
                 b.actions.append(DefineDomain(DOMAINS, dom.name, xml=xml))
                 if start:
-                    b.actions.append(StartDomain(DOMAINS, dom.name))
+                    b.actions.append(StartDomain(DOMAINS, dom.name, needs=needs))
                 return
             b.notes.append(f"node {dom.key!r} changed in a way that needs it recreated (disk, boot, CPU or "
                            "domain type); run 'labvirt up --recreate' (its disk is kept)")
@@ -393,14 +395,14 @@ def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, b: _Builder, re
             b.actions.append(UpdateDomain(DOMAINS, dom.name, xml=xml, changes=tuple(changes) or ("metadata",)))
             if running:
                 for n in added:
-                    b.actions.append(AttachNic(DOMAINS, dom.name, xml=tostring(render_nic(n))))
+                    b.actions.append(AttachNic(DOMAINS, dom.name, xml=tostring(render_nic(n)), needs=(n.network,)))
                 for n in removed:
                     b.actions.append(DetachNic(DOMAINS, dom.name, xml=tostring(render_nic(n))))
                 if dom.memory != obs.memory or dom.vcpus != obs.vcpus:
                     b.notes.append(f"node {dom.key!r}: memory/vCPU change applies at its next restart "
                                    "('labvirt down' then 'labvirt up')")
     if start and obs.state == "shutoff":
-        b.actions.append(StartDomain(DOMAINS, dom.name))
+        b.actions.append(StartDomain(DOMAINS, dom.name, needs=needs))
 
 
 def plan_down(desired: DesiredLab, observed: Observed) -> Plan:
@@ -417,18 +419,21 @@ def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
     Objects another lab directory of the same lab name made stay, and so does the pool they share."""
     b = _Builder(desired.copy)
     wanted_domains = {d.name for d in desired.domains}
+    destroyed: list[ObservedDomain] = []
     for name, obs in sorted(observed.domains.items()):
         c = b.claim(obs, "node", block=False)
         if c.ours:
             b.actions.append(DestroyDomain(STOP_DOMAINS, name))
+            destroyed.append(obs)
         elif c.origin or name in wanted_domains:
             b.claim(obs, "node")
     wanted_networks = {n.name for n in desired.networks}
     networks = []
     for name, obs in sorted(observed.networks.items()):
         c = b.claim(obs, "network", block=False)
-        if c.ours:
-            networks.append(DeleteNetwork(REMOVE_STORAGE_AND_NETWORKS, name))
+        if c.ours:       # removed as soon as the nodes on it are gone
+            on_it = tuple(d.name for d in destroyed if any(n.network == name for n in d.nics))
+            networks.append(DeleteNetwork(REMOVE_STORAGE_AND_NETWORKS, name, needs=on_it))
         elif c.origin or name in wanted_networks:
             b.claim(obs, "network")
     pool = observed.pools.get(desired.pool.name)
@@ -436,8 +441,10 @@ def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
         if pool.uuid != desired.pool.uuid:
             b.blockers.append(f"storage pool {pool.name!r} was not created by labvirt for this lab; not removed")
         else:
-            for vol in pool.volumes:     # the pool's chain: its volumes, then the pool, beside the networks
-                b.actions.append(DeleteVolume(REMOVE_STORAGE_AND_NETWORKS, f"{pool.name}/{vol.name}", pool.name, pool=pool.name, name=vol.name))
+            every_node = tuple(d.name for d in destroyed)
+            for vol in pool.volumes:     # the pool's chain: its volumes (once the nodes are gone), then the pool
+                b.actions.append(DeleteVolume(REMOVE_STORAGE_AND_NETWORKS, f"{pool.name}/{vol.name}", pool.name,
+                                              needs=every_node, pool=pool.name, name=vol.name))
             b.actions.append(DeletePool(REMOVE_STORAGE_AND_NETWORKS, pool.name))
     b.actions += networks
     return b.done()

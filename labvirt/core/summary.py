@@ -34,7 +34,7 @@ def describe(desired: DesiredLab, plan: Plan | None = None) -> dict:
         "warnings": list(desired.warnings),
     }
     if plan is not None:
-        d["actions"] = [{"action": a.verb, "target": a.target, "phase": a.phase, "describe": a.describe()}
+        d["actions"] = [{"action": a.verb, "target": a.target, "phase": a.phase, "needs": list(a.needs), "describe": a.describe()}
                         for a in plan.actions]
         d["blockers"] = list(plan.blockers)
         d["notes"] = list(plan.notes)

@@ -191,10 +191,12 @@ class Classroom:
         desired = desire(self.spec, copy, params)
         observed = driver.observe(copy.prefix)
         actions = [p.DestroyDomain(p.STOP_DOMAINS, d.name) for d in desired.domains if d.name in observed.domains]
+        nodes = tuple(a.target for a in actions)
         pool = observed.pools.get(desired.pool.name)
         for v in desired.volumes:
             if pool is not None and pool.volume(v.name) is not None:
-                actions.append(p.DeleteVolume(p.REMOVE_STORAGE_AND_NETWORKS, f"{v.pool}/{v.name}", pool=v.pool, name=v.name))
+                actions.append(p.DeleteVolume(p.REMOVE_STORAGE_AND_NETWORKS, f"{v.pool}/{v.name}", needs=nodes,
+                                              pool=v.pool, name=v.name))
         blockers = p.plan_destroy(desired, observed).blockers
         engine.apply(p.Plan(tuple(actions), blockers), driver, workers=INNER_WORKERS)
         return "rebuilt: " + self.up(student)

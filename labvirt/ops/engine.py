@@ -1,18 +1,18 @@
 """engine.apply(plan, driver): the only place where planned actions become side effects.
 
-Phases run in order; inside a phase, the actions of one chain (one object, or a pool with its
-volumes) run in order and chains run concurrently on a bounded pool of workers. A failed chain does not stop the other chains of its
-phase, but no later phase starts: a re-run plans what is left from what exists.
+Pipelined: every action runs as soon as the actions it waits for are done (its chain's previous
+action and the targets it needs; labvirt.core.schedule), on a bounded pool of workers. A failure skips
+only what waits for it: a re-run plans what is left from what exists.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
 from labvirt.core import plan as p
+from labvirt.core import schedule
 from labvirt.core.errors import LabvirtError
 from labvirt.ops.volumes import removed_on_failure
 
@@ -102,44 +102,55 @@ def customize_disk(action: p.CustomizeDisk, driver) -> None:
 
 def apply(plan: p.Plan, driver, workers: int = 8, on_event: Event | None = None,
           shutdown_timeout: float = 60.0) -> Result:
-    """Apply every action of `plan`. Raises ApplyError when something failed (result attached)."""
+    """Apply every action of `plan`, each as soon as what it waits for is done (labvirt.core.schedule),
+    on at most `workers` threads. A failed action skips what waits for it, directly or not; the rest
+    goes on, and a re-run plans what is left. Raises ApplyError when something failed (result attached).
+    On Ctrl-C nothing new starts; what runs finishes."""
     if plan.blockers:
         raise LabvirtError(plan.blockers[0] + (f" (and {len(plan.blockers) - 1} more problems)"
                                                if len(plan.blockers) > 1 else ""))
+    actions = list(plan.actions)
     result = Result()
-    lock = threading.Lock()
     emit = on_event or (lambda *a: None)
+    prereqs = schedule.prerequisites(actions)
+    deps = schedule.dependents(prereqs)
+    waiting = [set(pre) for pre in prereqs]
+    rank = {i: r for r, i in enumerate(schedule.priority(actions))}
+    ready = sorted((i for i in range(len(actions)) if not waiting[i]), key=rank.__getitem__)
+    skipped: set[int] = set()
 
-    def chain(actions: list[p.Action]) -> None:
-        for i, action in enumerate(actions):
-            emit("start", action, None)
-            try:
-                msg = run_action(action, driver, shutdown_timeout)
-            except Exception as e:  # reported per action; the other chains go on
-                with lock:
-                    result.failed.append((action, e))
-                    result.skipped.extend(actions[i + 1:])
-                emit("fail", action, e)
-                return
-            with lock:
-                result.done.append(action)
-                if msg:
-                    result.messages.append(msg)
-            emit("done", action, None)
+    def one(i: int):
+        emit("start", actions[i], None)
+        return run_action(actions[i], driver, shutdown_timeout)
 
-    phases = plan.phases()
-    for n, actions in enumerate(phases):
-        chains: dict[str, list[p.Action]] = {}
-        for a in actions:
-            chains.setdefault(a.chain_key, []).append(a)
-        if len(chains) == 1 or workers <= 1:
-            for c in chains.values():
-                chain(c)
-        else:
-            with ThreadPoolExecutor(max_workers=min(workers, len(chains))) as pool:
-                list(pool.map(chain, chains.values()))
-        if result.failed:
-            for later in phases[n + 1:]:
-                result.skipped.extend(later)
-            raise ApplyError(result)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    running: dict = {}
+    try:
+        while ready or running:
+            for i in ready:
+                running[pool.submit(one, i)] = i
+            ready = []
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: rank[running[f]]):
+                i = running.pop(future)
+                error = future.exception()
+                if error is not None:
+                    result.failed.append((actions[i], error))
+                    emit("fail", actions[i], error)
+                    skipped |= schedule.downstream(i, deps)
+                    continue
+                result.done.append(actions[i])
+                if future.result():
+                    result.messages.append(future.result())
+                emit("done", actions[i], None)
+                for j in deps[i]:
+                    waiting[j].discard(i)
+                    if not waiting[j] and j not in skipped:
+                        ready.append(j)
+            ready.sort(key=rank.__getitem__)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if result.failed:
+        result.skipped.extend(actions[i] for i in sorted(skipped, key=rank.__getitem__))
+        raise ApplyError(result)
     return result
