@@ -11,11 +11,7 @@ from libvirt when something changes:
 Reading never rewrites a simulator's node file (the driver is closed without saving).
 
 Actions (revert, rebuild, start, stop, checks) run the same per-student work as `labvirt class ...`
-(`Classroom`). Each student has a busy lock: a second action on a student who is queued or busy is
-refused with what the student is busy with. The student's lab lock is held too, so a single-lab
-command on that student (`labvirt ... --student S`) and the dashboard exclude each other; while any
-action runs the dashboard holds the class lock, so `labvirt class ...` commands are refused meanwhile
-(and the dashboard's actions are refused while such a command runs).
+(`Classroom`); how they are queued and locked is in labvirt.ops.dashboard_actions.
 """
 
 from __future__ import annotations
@@ -25,80 +21,26 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 
 from labvirt.core import class_layout as cr
 from labvirt.ops import class_record
-from labvirt.core.errors import LabvirtError, LockedError, UnsupportedError
+from labvirt.core.errors import LabvirtError, UnsupportedError
 from labvirt.core.loader import load_lab
+from labvirt.ops.dashboard_actions import ACTIONS, DashboardActions, Job, Refused  # noqa: F401 (the API)
+from labvirt.ops.verify import stage_names
 
-ACTIONS = {"revert": "revert to {arg}", "rebuild": "rebuild", "start": "start", "stop": "stop",
-           "checks": "checks {arg}"}
-SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CONSOLE_LINES = 40
 # a console line that may show a secret is never served (cloud-init prints generated passwords)
 SECRET_LINE = re.compile(r"pass(word|wd|phrase)?\b|secret|token|PRIVATE KEY|chpasswd", re.IGNORECASE)
 
 
-# ---- verify: the lab's stages (checks/STAGE.toml) run per student through labvirt.ops.verify -------
-VERIFY_AVAILABLE = True
-
-
-def verify_stages(spec) -> list[str]:
-    from labvirt.ops.verify import load_stages
-
-    try:
-        return [stage.name for stage in load_stages(spec.directory)]
-    except LabvirtError:
-        return []
-
-
-def run_checks(classroom, student: str, stage: str, results: dict) -> str:
-    """Run stage `stage` on one student's copy; record {"ok", "summary"} under the stage's name."""
-    from labvirt.ops.verify import class_verify, load_stage
-
-    matrix = class_verify(classroom, load_stage(classroom.spec.directory, stage), [student])
-    report = matrix["reports"][0]
-    counts = report.get("counts") or {}
-    summary = f"{stage}: {report['outcome']}" + (
-        " (" + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")" if counts else "")
-    if report.get("error"):
-        summary += f": {report['error']}"
-    results[stage] = {"ok": bool(report["holds"]), "summary": summary}
-    return summary
-# ---- end HOOK(verify) --------------------------------------------------------------------------
-
-
-class Refused(LabvirtError):
-    """An action the dashboard will not start (busy student, unknown action, class lock held)."""
-
-
-@dataclass
-class Job:
-    student: str
-    label: str                    # "revert to pre-packstack"
-    state: str = "queued"         # queued | running | done | failed
-    queued: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    message: str = ""
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("queued", "running")
-
-    def as_dict(self) -> dict:
-        now = time.time()
-        since = self.started or self.queued
-        return {"label": self.label, "state": self.state, "message": self.message,
-                "seconds": round((self.finished or now) - since, 1), "since": since, "finished": self.finished}
 
 
 def redact(lines: list[str]) -> list[str]:
     return ["[line hidden: it may show a secret]" if SECRET_LINE.search(line) else line for line in lines]
 
 
-class Dashboard:
+class Dashboard(DashboardActions):
     """The class as a live model. `start()` reads it and begins watching; `close()` stops."""
 
     def __init__(self, directory: str, connect: str | None = None, poll: float = 0.5, reread: float = 10.0):
@@ -116,7 +58,7 @@ class Dashboard:
         self._class_hold = 0
         self._class_stack = contextlib.ExitStack()
         self._sim_batches = threading.Lock()    # one batch at a time on simulated hosts (one node file)
-        self._verify: dict[str, dict] = {}      # student -> stage -> result (HOOK(verify))
+        self._verify: dict[str, dict] = {}      # student -> stage -> result of the last checks
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._listeners: list = []
@@ -184,8 +126,9 @@ class Dashboard:
             m["students"] = [dict(s, job=self._jobs[s["student"]].as_dict() if s["student"] in self._jobs else None,
                                   verify=self._verify.get(s["student"], {}))
                              for s in self._model["students"]]
-            m["verify"] = {"available": VERIFY_AVAILABLE, "stages": verify_stages(self.spec),
-                           "reason": None if VERIFY_AVAILABLE else "verify not available"}
+            stages = stage_names(self.spec.directory)
+            m["verify"] = {"available": bool(stages), "stages": stages,
+                           "reason": None if stages else f"no stages in {self.spec.directory}/checks"}
             m["snapshots"] = sorted({n for s in m["students"] for n in s["snapshots"]})
             return m
 
@@ -256,6 +199,8 @@ class Dashboard:
         if uri not in self._params:
             self._params[uri] = host_params(self.spec, host_verdict(d))
         if not d.simulated:
+            from labvirt.driver.events import watch_lifecycle
+
             watch_lifecycle(d.conn, self.spec.name, self._dirty.set)
             self.events_source[uri] = "libvirt lifecycle events"
             with self._lock:
@@ -329,149 +274,6 @@ class Dashboard:
                     self._model = dict(self._model, error=f"could not refresh: {e}")
                 self._bump()
 
-    # -- actions ---------------------------------------------------------------------------------
-    def act(self, action: str, students: list[str] | None = None, arg: str | None = None) -> dict:
-        """Start `action` on `students` (None: the whole class) in the background.
-
-        Returns {"accepted": [...], "refused": {student: reason}}; raises Refused when nothing can start
-        for a reason that is not per student (unknown action, bad argument, class lock held)."""
-        if action not in ACTIONS:
-            raise Refused(f"unknown action {action!r}; allowed: {', '.join(ACTIONS)}")
-        if action == "revert" and not (arg and SNAPSHOT_NAME.match(arg)):
-            raise Refused("revert needs a snapshot name (letters, digits, '.', '_', '-')")
-        if action == "checks":
-            stages = verify_stages(self.spec)
-            if arg not in stages:
-                raise Refused(f"no stage {arg!r} in {self.spec.directory}/checks; stages: {', '.join(stages) or 'none'}")
-        record = class_record.load_record(self.spec.name)
-        targets = list(record.students) if students is None else list(dict.fromkeys(students))
-        label = ACTIONS[action].format(arg=arg)
-        accepted, refused = [], {}
-        with self._lock:
-            for s in targets:
-                if s not in record.students:
-                    refused[s] = f"no student {s!r} in the class"
-                    continue
-                why = self._claim(s, record.host(s), label)
-                if why:
-                    refused[s] = why
-                else:
-                    accepted.append(s)
-            if accepted:
-                try:
-                    self._hold_class()
-                except LockedError as e:
-                    for s in accepted:
-                        self._release(s)
-                        self._jobs.pop(s, None)
-                        refused[s] = str(e)
-                    accepted = []
-        if accepted:
-            from labvirt.driver.simulator import parse_uri
-
-            sim = any(parse_uri(record.host(s)) is not None for s in accepted)
-            threading.Thread(target=self._run_batch, args=(action, accepted, arg, sim), daemon=True,
-                             name=f"dashboard-{action}").start()
-        self._bump()
-        return {"accepted": accepted, "refused": refused}
-
-    def _claim(self, student: str, uri: str, label: str) -> str | None:
-        """Under self._lock: make the student busy, or say why not."""
-        from labvirt.ops.session import lab_lock
-
-        job = self._jobs.get(student)
-        if job is not None and job.active:
-            seconds = time.time() - (job.started or job.queued)
-            since = f" (for {seconds:.0f} s)" if seconds >= 1 else ""
-            return f"{student} is busy: {job.label} is {job.state}{since}; try again when it finishes"
-        stack = contextlib.ExitStack()
-        try:
-            stack.enter_context(lab_lock(self.spec.name, student, uri))
-        except LockedError as e:
-            return str(e)
-        self._locks[student] = stack
-        self._jobs[student] = Job(student, label)
-        return None
-
-    def _release(self, student: str) -> None:
-        stack = self._locks.pop(student, None)
-        if stack is not None:
-            stack.close()
-
-    def _hold_class(self) -> None:
-        """Under self._lock: hold the class lock while any action runs (class commands wait for us)."""
-        from labvirt.ops.session import lab_lock
-
-        if self._class_hold == 0:
-            try:
-                self._class_stack.enter_context(lab_lock(self.spec.name, "_class", "class"))
-            except LockedError as e:
-                pid = str(e).split("pid ")[-1].split(")")[0]
-                raise LockedError(f"a 'labvirt class' command (pid {pid}) is working on the class; "
-                                  "try again when it finishes") from None
-        self._class_hold += 1
-
-    def _drop_class(self) -> None:
-        with self._lock:
-            self._class_hold -= 1
-            if self._class_hold == 0:
-                self._class_stack.close()
-
-    def _run_batch(self, action: str, students: list[str], arg: str | None, sim: bool) -> None:
-        from labvirt.ops.class_commands import Classroom
-
-        done: set[str] = set()
-        gate = self._sim_batches if sim else contextlib.nullcontext()
-        try:
-            with gate:
-                # not entered as a context manager: the dashboard holds the class lock itself
-                c = Classroom(self.spec, self.connect)
-                try:
-                    def work(student: str) -> str:
-                        self._update(student, state="running", started=time.time())
-                        return self._do(c, action, student, arg)
-
-                    def on_done(o) -> None:
-                        done.add(o.student)
-                        self._update(o.student, state="done" if o.ok else "failed", message=o.message,
-                                     finished=time.time())
-
-                    c.run(students, work, on_done=on_done)
-                finally:
-                    c.__exit__(None, None, None)     # closes its drivers; a simulator saves its node file
-        except Exception as e:          # opening the class failed: every student not done says why
-            for s in students:
-                if s not in done:
-                    self._update(s, state="failed", message=str(e), finished=time.time())
-        finally:
-            with self._lock:
-                for s in students:
-                    self._release(s)
-            self._drop_class()
-            self._dirty.set()
-            self._bump()
-
-    def _update(self, student: str, **changes) -> None:
-        with self._lock:
-            job = self._jobs.get(student)
-            if job is not None:
-                for k, v in changes.items():
-                    setattr(job, k, v)
-        self._bump()
-
-    def _do(self, c, action: str, student: str, arg: str | None) -> str:
-        if action == "revert":
-            return c.revert(student, arg)
-        if action == "rebuild":
-            return c.rebuild(student)
-        if action == "start":
-            return c.up(student, start=True)
-        if action == "stop":
-            return c.down(student)
-        if action == "checks":
-            return run_checks(c, student, arg, self._verify.setdefault(student, {}))
-        raise Refused(f"unknown action {action!r}")
-
     # -- console ---------------------------------------------------------------------------------
     def console(self, student: str, node: str, lines: int = CONSOLE_LINES) -> str:
         """The last lines a node's serial console showed (lines that may show a secret are hidden)."""
@@ -498,20 +300,3 @@ class Dashboard:
         else:
             text = con.capture(d.conn, domain, 2.0).decode(errors="replace").replace("\r", "")
         return "\n".join(redact(text.splitlines()[-lines:]))
-
-
-def watch_lifecycle(conn, lab: str, on_change) -> None:
-    """Call `on_change()` whenever a domain of `lab` (any student) starts, stops, is defined, reverted...
-
-    Needs libvirt's default event loop registered before `conn` was opened (driver.console.prepare).
-    (Belongs in driver/libvirt_driver.py; here while that file is being reworked.)"""
-    import libvirt
-
-    prefix = lab + "-"
-
-    def on_event(_conn, dom, _event, _detail, _opaque):
-        if dom.name().startswith(prefix):
-            on_change()
-
-    conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_event, None)
-    conn.setKeepAlive(5, 3)

@@ -221,3 +221,24 @@ def class_verify(classroom, stage: ck.StageSpec, students: list[str], workers: i
 
 
 INNER_WORKERS = 4      # checks at once inside one student's copy during `class verify`
+
+
+def stage_names(lab_dir: str) -> list[str]:
+    """The lab's stages (checks/STAGE.toml), by name; none when a stage file cannot be read."""
+    try:
+        return [stage.name for stage in load_stages(lab_dir)]
+    except LabvirtError:
+        return []
+
+
+def student_checks(classroom, student: str, stage: str, results: dict) -> str:
+    """Run stage `stage` on one student's copy; record {"ok", "summary"} under the stage's name."""
+    matrix = class_verify(classroom, load_stage(classroom.spec.directory, stage), [student])
+    report = matrix["reports"][0]
+    counts = report.get("counts") or {}
+    summary = f"{stage}: {report['outcome']}" + (
+        " (" + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")" if counts else "")
+    if report.get("error"):
+        summary += f": {report['error']}"
+    results[stage] = {"ok": bool(report["holds"]), "summary": summary}
+    return summary
