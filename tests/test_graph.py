@@ -156,7 +156,7 @@ def test_mermaid_labels_carry_no_raw_quotes_or_angle_brackets():
 # -- networks by mode: the hook for external networks ----------------------------------------------------
 @pytest.mark.parametrize("mode, external, dashed", [
     ("nat", True, False), ("isolated", False, False),
-    ("external-network", True, True), ("host-bridge", True, True), ("something-new", False, True),
+    ("existing", True, True), ("host-bridge", True, True), ("something-new", False, True),
 ])
 def test_networks_are_styled_and_placed_by_mode(mode, external, dashed):
     dot = to_dot(hostile_graph(mode))
