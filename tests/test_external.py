@@ -256,3 +256,24 @@ def test_simulated_host_declares_its_bridges(state_dir):
     assert run_cli("sim", "create", "withbr", "--bridge", "br0").returncode == 0
     r = run_cli("up", "-C", EXAMPLES["three-node"], "-c", "sim:///withbr", "--dry-run", "--no-build")
     assert "the host has no bridge" not in r.stdout + r.stderr
+
+
+def test_class_up_without_a_range_is_refused_before_anything_exists(tmp_path):
+    import shutil
+
+    directory = tmp_path / "lab"
+    shutil.copytree(EXAMPLES["standard"], directory, ignore=shutil.ignore_patterns(
+        ".git", "tests", "labvirt", "docs", "bench", "examples", "scripts", "*.md", ".venv"))
+    text = (directory / "lab.toml").read_text()
+    (directory / "lab.toml").write_text(text[: text.index("[class.external]")])
+    r = run_cli("class", "up", "--students", "2", "-C", str(directory), "-c", "sim")
+    assert r.returncode == 1
+    assert "class.external.public: missing" in r.stderr and '[class.external] public = "A.B.C.D/NN"' in r.stderr
+    r = run_cli("class", "status", "--json", "-C", str(directory), "-c", "sim")
+    assert json.loads(r.stdout)["students"] == []
+    # with the range (as the standard lab has it) two students get distinct addresses on default
+    r = run_cli("class", "up", "--students", "2", "-C", EXAMPLES["standard"], "-c", "sim")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(run_cli("class", "status", "--json", "-C", EXAMPLES["standard"], "-c", "sim").stdout)["students"]
+    eth0 = [n["nics"][0]["planned"] for row in rows for n in row["nodes"]]
+    assert sorted(eth0) == ["192.168.122.129", "192.168.122.130", "192.168.122.131", "192.168.122.132"]
