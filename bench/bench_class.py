@@ -23,7 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-EXAMPLE = os.path.join(ROOT, "examples", "three-node")
+EXAMPLE = os.path.join(ROOT, "examples", "three-node-nat")
 URI = "qemu:///system"
 REBUILT = "s02"     # the student rebuilt (its snapshot goes with its disks: not reverted)
 

@@ -29,7 +29,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-LAB = os.path.join(ROOT, "examples", "three-node")
+LAB = os.path.join(ROOT, "examples", "three-node-nat")
 
 
 def cli(*args):

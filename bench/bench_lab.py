@@ -9,7 +9,8 @@ One repetition on one libvirt host (the real daemon or the simulator) measures, 
   labvirt    `up` then `destroy` in this process through Session + engine (imports already paid)
   cli        `python -m labvirt up` then `destroy` as whole processes (imports included)
 
-The lab is a temporary copy of examples/three-node made safe for a benchmark: every network isolated,
+The lab is a temporary copy of examples/three-node-nat (only networks labvirt owns) made safe for a
+benchmark: every network isolated,
 subnets of its own in 10.253.0.0/16, 128 MiB nodes, empty thin disks, domain_type "qemu", pool in a
 temporary directory, a lab name unique to the run. Everything created is removed in `finally`, first by
 labvirt destroy and then by a sweep of libvirt objects carrying this run's name prefix (nothing else).

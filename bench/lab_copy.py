@@ -1,5 +1,5 @@
-"""The benchmark's own copy of a lab: examples/three-node made safe to create and remove (isolated
-networks, subnets no one uses, tiny nodes, empty disks, a unique name), checked before anything runs."""
+"""The benchmark's own copy of a lab: examples/three-node-nat (only networks labvirt owns) made safe to
+create and remove (isolated networks, subnets no one uses, tiny nodes, empty disks, a unique name), checked before anything runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tomllib
 from ipaddress import IPv4Address, IPv4Network
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLE = os.path.join(ROOT, "examples", "three-node")
+EXAMPLE = os.path.join(ROOT, "examples", "three-node-nat")
 SUBNET_POOL = IPv4Network("10.253.0.0/16")
 NODE_MEMORY = "128MiB"
 

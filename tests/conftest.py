@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = {"standard": ROOT, "three-node": os.path.join(ROOT, "examples", "three-node")}
+EXAMPLES = {"standard": ROOT, "three-node": os.path.join(ROOT, "examples", "three-node"),
+            "three-node-nat": os.path.join(ROOT, "examples", "three-node-nat")}
 
 
 @pytest.fixture(autouse=True)

@@ -31,9 +31,9 @@ def test_ssh_goes_through_the_libvirt_host_for_remote_uris():
 def test_hosts_and_inventory_commands(tmp_path):
     r = run_cli("hosts", "-C", EXAMPLES["standard"])
     assert r.returncode == 0
-    assert "192.168.100.100 controller\n" in r.stdout and r.stdout.startswith("# BEGIN labvirt openstack")
+    assert "192.168.122.100 controller\n" in r.stdout and r.stdout.startswith("# BEGIN labvirt openstack")
     r = run_cli("inventory", "-C", EXAMPLES["standard"])
-    assert r.returncode == 0 and "[labvirt_compute]\ncompute ansible_host=192.168.100.110" in r.stdout
+    assert r.returncode == 0 and "[labvirt_compute]\ncompute ansible_host=192.168.122.110" in r.stdout
 
 
 def test_ssh_on_the_simulator_says_there_is_nothing_to_log_in_to(tmp_path):

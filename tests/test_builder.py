@@ -204,10 +204,10 @@ def test_virt_customize_identity_argv():
     writes = dict(argv[j + 1].split(":", 1) for j, a in enumerate(argv) if a == "--write")
     assert sorted(writes) == ["/etc/hostname", "/etc/hosts", "/etc/sysconfig/network-scripts/ifcfg-eth0",
                               "/etc/sysconfig/network-scripts/ifcfg-eth1"]
-    assert "IPADDR=192.168.100.100\n" in writes["/etc/sysconfig/network-scripts/ifcfg-eth0"]
-    assert "GATEWAY=192.168.100.1\n" in writes["/etc/sysconfig/network-scripts/ifcfg-eth0"]
+    assert "IPADDR=192.168.122.100\n" in writes["/etc/sysconfig/network-scripts/ifcfg-eth0"]
+    assert "GATEWAY=192.168.122.1\n" in writes["/etc/sysconfig/network-scripts/ifcfg-eth0"]
     assert "GATEWAY" not in writes["/etc/sysconfig/network-scripts/ifcfg-eth1"]
-    assert "192.168.100.110 compute" in writes["/etc/hosts"].replace("      ", " ")
+    assert "192.168.122.110 compute" in writes["/etc/hosts"].replace("      ", " ")
     assert argv[argv.index("--root-password") + 1] == "file:/state/pw"
     assert "--root-password" not in virt_customize_argv("d", desired, "compute")
 

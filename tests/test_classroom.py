@@ -30,7 +30,7 @@ def test_student_names_and_roster():
 
 
 def test_subnets_are_disjoint_deterministic_and_avoid_what_exists():
-    spec = load_lab(EXAMPLES["three-node"])
+    spec = load_lab(EXAMPLES["three-node-nat"])
     taken = [ip_network("10.100.0.0/24"), ip_network("10.100.3.0/24")]
     got = cr.allocate_subnets(spec, cr.student_names(40), ip_network("10.100.0.0/16"), taken, {})
     assert got == cr.allocate_subnets(spec, cr.student_names(40), ip_network("10.100.0.0/16"), taken, {})
@@ -50,7 +50,7 @@ def test_pool_default_network_is_never_used():
 
 
 def test_full_pool_is_refused():
-    spec = load_lab(EXAMPLES["three-node"])
+    spec = load_lab(EXAMPLES["three-node-nat"])
     with pytest.raises(Exception, match="subnet pool 10.9.0.0/23 is full"):
         cr.allocate_subnets(spec, ["a", "b"], ip_network("10.9.0.0/23"), [], {})
 
@@ -104,9 +104,16 @@ def test_thirty_copies_without_collision_rebuild_one_destroy_all():
         subnets.append(ip_network(f"{root.find('ip').get('address')}/{root.find('ip').get('netmask')}", strict=False))
     assert len(doms) == 90 and len(set(doms)) == 90
     assert len(macs) == 180 and len(set(macs)) == 180
-    assert len(bridges) == 60 and len(set(bridges)) == 60 and all(len(b) <= 15 for b in bridges)
-    assert len(subnets) == 60 and all(not a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[:i])
+    # mgmt is labvirt's (one per student); provider is the host's bridge br0, shared by all
+    assert len(bridges) == 30 and len(set(bridges)) == 30 and all(len(b) <= 15 for b in bridges)
+    assert len(subnets) == 30 and all(not a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[:i])
     assert not any(s.overlaps(ip_network("192.168.122.0/24")) for s in subnets)
+    assert sum(xml.count("<source bridge=\"br0\"/>") + xml.count("<source bridge='br0'/>") for xml in doms.values()) == 90
+    from labvirt.ops.class_record import load_record
+
+    given = [a for rec in load_record("openstack3").students.values() for a in rec["addresses"]["provider"].values()]
+    assert len(given) == 90 and len(set(given)) == 90          # [class.external] provider = "10.5.116.128/25"
+    assert all(ip_network(f"{a}/32").subnet_of(ip_network("10.5.116.128/25")) for a in given)
 
     # a single-lab command on one student's copy
     r = run_cli("status", "--student", "s07", "--json", "-C", lab)

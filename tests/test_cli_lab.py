@@ -28,7 +28,9 @@ def test_plan_json_offline_describes_networks_nodes_volumes():
     assert (ctl["vcpus"], ctl["memory"]) == (4, "8GiB")
     assert all(n["mac"].startswith("52:54:00:") for n in ctl["nics"])
     assert {v["name"]: v["capacity"] for v in data["volumes"]}["controller.qcow2"] == "240GiB"
-    assert len(data["actions"]) == 20
+    provider = next(n for n in data["networks"] if n["name"] == "br0")      # the host's bridge: nothing to do
+    assert provider["external"] and provider["reservations"] == [] and provider["mode"] == "host-bridge"
+    assert len(data["actions"]) == 17
 
 
 def test_plan_runs_inside_the_lab_directory():
@@ -47,7 +49,7 @@ def test_plan_xml_writes_one_valid_file_per_object(tmp_path):
     r = run_cli("plan", "-C", EXAMPLES["standard"], "--offline", "--xml", str(out))
     assert r.returncode == 0, r.stderr
     files = sorted(os.listdir(out))
-    assert len(files) == 2 + 1 + 2 + 2 + 2      # networks, pool, disks, seeds, domains
+    assert len(files) == 1 + 1 + 2 + 2 + 2      # networks (not default: the host's), pool, disks, seeds, domains
     if os.path.isdir(schema.SCHEMA_DIR):
         from lxml import etree
 

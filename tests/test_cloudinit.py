@@ -47,12 +47,13 @@ def test_network_config_matches_dhcp_reservations(which):
             assert entry["mac_address"] == nic.mac
             (subnet,) = entry["subnets"]
             iface = ip_interface(f"{subnet['address']}/{subnet['netmask']}")
-            assert (nic.mac, iface.ip) in reserved
             net = nets[nic.network]
+            # a reservation on labvirt's own networks; on external ones the seed alone carries the address
+            assert ((nic.mac, iface.ip) in reserved) != net.external and iface.ip == nic.address
             assert iface.network == net.subnet
             assert "gateway" not in subnet          # cloud-init 0.7.9 reads the default route only from routes
             if "routes" in subnet:
-                assert net.mode == "nat"
+                assert net.routed
                 assert subnet["routes"] == [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": str(net.gateway)}]
                 gateways.append(str(net.gateway))
             else:
@@ -76,26 +77,26 @@ def test_default_route_only_on_the_nat_nic(which, node, route_nic):
 
 def test_student_copy_moves_addresses_into_its_subnets():
     from ipaddress import IPv4Network
-    spec = load_lab(LABS["standard"])
-    copy = LabCopy(spec.name, "alice", subnets=(("public", IPv4Network("10.1.0.0/24")),))
+    spec = load_lab(LABS["three-node-nat"])
+    copy = LabCopy(spec.name, "alice", subnets=(("provider", IPv4Network("10.1.0.0/24")),))
     desired = desire(spec, copy, HostParams(domain_type="qemu"))
-    eth0 = network_config(desired, "controller")["config"][0]["subnets"][0]
-    assert eth0 == {"type": "static", "address": "10.1.0.100", "netmask": "255.255.255.0",
+    eth1 = network_config(desired, "controller")["config"][1]["subnets"][0]
+    assert eth1 == {"type": "static", "address": "10.1.0.100", "netmask": "255.255.255.0",
                     "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.1.0.1"}]}
-    assert "10.1.0.110      compute\n" in hosts_block(desired)
+    assert "10.1.0.101      compute1-provider\n" in hosts_block(desired)
 
 
 def test_dns_domain_and_dhcp_nics():
     from dataclasses import replace
     desired = desired_lab("standard")
-    nets = tuple(replace(n, domain="lab.example") if n.mode == "nat" else n for n in desired.networks)
+    nets = tuple(replace(n, domain="lab.example") if n.key == "public" else n for n in desired.networks)
     doms = tuple(replace(d, nics=(d.nics[0], replace(d.nics[1], address=None))) for d in desired.domains)
     desired = replace(desired, networks=nets, domains=doms)
     assert cloud_config(desired, "controller")["fqdn"] == "controller.lab.example"
-    assert "192.168.100.100 controller.lab.example controller\n" in hosts_block(desired)
-    assert "192.168.200" not in hosts_block(desired)                 # no address: not listed
+    assert "192.168.122.100 controller.lab.example controller\n" in hosts_block(desired)
+    assert "192.168.90" not in hosts_block(desired)                 # no address: not listed
     eth0, eth1, ns = network_config(desired, "controller")["config"]
-    assert ns == {"type": "nameserver", "address": ["192.168.100.1"], "search": ["lab.example"]}
+    assert ns == {"type": "nameserver", "address": ["192.168.122.1"], "search": ["lab.example"]}
     assert eth1["subnets"] == [{"type": "dhcp"}]
     assert network_config(desired, "controller", 2)["ethernets"]["eth1"]["dhcp4"] is True
     files = identity_files(desired, "controller")
@@ -246,12 +247,12 @@ def test_resolver_fallback_only_writes_resolv_conf_when_nothing_did(tmp_path):
     desired = desired_lab("standard")
     route, argv = cloud_config(desired, "controller")["bootcmd"]
     assert route == ["sh", "-c", "ip -4 route show default | grep -q . || "
-                                 "ip -4 route add default via 192.168.100.1 dev eth0"]
-    assert argv[:2] == ["sh", "-c"] and "nameserver 192.168.100.1" in argv[2]
+                                 "ip -4 route add default via 192.168.122.1 dev eth0"]
+    assert argv[:2] == ["sh", "-c"] and "nameserver 192.168.122.1" in argv[2]
     script = argv[2].replace("/etc/resolv.conf", str(tmp_path / "resolv.conf"))
     (tmp_path / "resolv.conf").write_text("# empty: ifupdown without resolvconf\n")
     subprocess.run(["sh", "-c", script], check=True)
-    assert (tmp_path / "resolv.conf").read_text() == "nameserver 192.168.100.1\n"
+    assert (tmp_path / "resolv.conf").read_text() == "nameserver 192.168.122.1\n"
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\n")        # systemd-resolved's stub
     subprocess.run(["sh", "-c", script], check=True)
     assert (tmp_path / "resolv.conf").read_text() == "nameserver 127.0.0.53\n"

@@ -42,10 +42,11 @@ def _expect(desired, node):
     dom = next(d for d in desired.domains if d.key == node)
     nets = {n.name: n for n in desired.networks}
     rows = []
+    routed = next((nic for nic in dom.nics if nets[nic.network].routed), None)   # the first NAT or external one
     for nic in dom.nics:
         net = nets[nic.network]
         rows.append((nic.name, nic.mac, f"{nic.address}/{net.subnet.prefixlen}",
-                     str(net.gateway) if net.mode == "nat" else None))
+                     str(net.gateway) if nic is routed else None))
     servers = [g for *_, g in rows if g]
     return rows, servers
 

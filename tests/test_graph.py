@@ -88,8 +88,11 @@ def test_the_svg_parses_and_holds_every_node_nic_and_network_with_its_label(exam
     for net in desired.networks:
         assert net.key in texts
         assert str(net.subnet) in joined and net.bridge in joined
-    assert ("NAT through the host" in joined) and ("host-only" in joined)
-    assert joined.count("external") == sum(1 for n in desired.networks if n.mode == "nat")
+    from labvirt.core.graph import style_of
+
+    assert all(style_of(n.mode).caption in joined for n in desired.networks) and ("host-only" in joined)
+    assert joined.count("external") == sum(1 for n in desired.networks if style_of(n.mode).external)
+    assert joined.count("not labvirt's") == sum(1 for n in desired.networks if n.external)
 
 
 def test_the_png_of_both_examples_is_drawn():
@@ -156,7 +159,7 @@ def test_mermaid_labels_carry_no_raw_quotes_or_angle_brackets():
 # -- networks by mode: the hook for external networks ----------------------------------------------------
 @pytest.mark.parametrize("mode, external, dashed", [
     ("nat", True, False), ("isolated", False, False),
-    ("external-network", True, True), ("host-bridge", True, True), ("something-new", False, True),
+    ("existing", True, True), ("host-bridge", True, True), ("something-new", False, True),
 ])
 def test_networks_are_styled_and_placed_by_mode(mode, external, dashed):
     dot = to_dot(hostile_graph(mode))

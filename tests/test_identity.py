@@ -17,7 +17,7 @@ def test_identity_is_deterministic_and_distinct_per_copy():
 
 
 def test_bridge_names_fit_linux_limit_for_long_names():
-    spec = load_lab(EXAMPLES["three-node"])
+    spec = load_lab(EXAMPLES["three-node-nat"])
     seen = set()
     for student in ("", "a-very-long-student-name-indeed", *[f"s{i}" for i in range(40)]):
         copy = LabCopy("a-rather-long-lab-name-here", student)

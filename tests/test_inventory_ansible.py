@@ -84,7 +84,7 @@ def test_the_inventory_command_output_loads_in_ansible(tmp_path):
     assert "warning" not in stderr.lower(), stderr
     assert data["labvirt_controller"]["hosts"] == ["controller"]
     assert data["labvirt_compute"]["hosts"] == ["compute"]
-    assert data["_meta"]["hostvars"]["compute"]["ansible_host"] == "192.168.100.110"
+    assert data["_meta"]["hostvars"]["compute"]["ansible_host"] == "192.168.122.110"
     key = data["_meta"]["hostvars"]["compute"]["ansible_ssh_private_key_file"]
     assert key.startswith(os.environ["LABVIRT_STATE_DIR"]) and os.path.exists(key)
 

@@ -46,19 +46,27 @@ def test_three_node_example_matches_the_course():
         n = spec.node(c)
         assert (n.vcpus, n.memory, n.disk, n.role, n.nested) == (4, 4 * 2**30, 120 * 2**30, "compute", True)
     assert spec.network("mgmt").subnet == ip_network("192.168.1.0/24") and spec.network("mgmt").mode == "isolated"
-    assert spec.network("provider").subnet == ip_network("10.5.116.0/24") and spec.network("provider").mode == "nat"
+    provider = spec.network("provider")
+    assert (provider.subnet, provider.mode, provider.bridge) == (ip_network("10.5.116.0/24"), "host-bridge", "br0")
+    assert provider.external and str(provider.gateway) == "10.5.116.1"
+    nat = load_lab(EXAMPLES["three-node-nat"])        # the same lab for a machine without a host bridge
+    assert nat.network("provider").mode == "nat" and nat.network("provider").subnet == provider.subnet
+    assert [(n.name, n.vcpus, n.memory, n.disk, n.nics) for n in nat.nodes] == \
+        [(n.name, n.vcpus, n.memory, n.disk, n.nics) for n in spec.nodes]
     addrs = {n.name: [str(nic.address) for nic in n.nics] for n in spec.nodes}
     assert addrs == {"controller": ["192.168.1.100", "10.5.116.100"], "compute1": ["192.168.1.101", "10.5.116.101"],
                      "compute2": ["192.168.1.102", "10.5.116.102"]}
 
 
-def test_standard_lab_is_controller_and_compute_nat_eth0_hostonly_eth1():
+def test_standard_lab_is_controller_and_compute_default_eth0_hostonly_eth1():
     spec = load_lab(EXAMPLES["standard"])
     assert {n.name for n in spec.nodes} == {"controller", "compute"}
     for node, host in (("controller", 100), ("compute", 110)):
         eth0, eth1 = spec.node(node).nics
-        assert spec.network(eth0.network).mode == "nat" and spec.network(eth1.network).mode == "isolated"
-        assert int(eth0.address) & 0xFF == host and int(eth1.address) & 0xFF == host
+        public, internal = spec.network(eth0.network), spec.network(eth1.network)
+        assert (public.mode, public.existing, str(public.subnet)) == ("existing", "default", "192.168.122.0/24")
+        assert internal.mode == "isolated" and str(internal.subnet) == "192.168.90.0/24"
+        assert (str(eth0.address), str(eth1.address)) == (f"192.168.122.{host}", f"192.168.90.{host}")
 
 
 def test_defaults(tmp_path):

@@ -55,8 +55,8 @@ def test_standard_lab_uses_isolated_internal_as_management_and_nat_eth0_as_provi
     ov = overrides(*standard, "kvm", PASSWORDS)
     for key in ("CONFIG_CONTROLLER_HOST", "CONFIG_NETWORK_HOSTS", "CONFIG_STORAGE_HOST", "CONFIG_AMQP_HOST",
                 "CONFIG_MARIADB_HOST", "CONFIG_REDIS_HOST"):
-        assert ov[key] == "192.168.200.100", key
-    assert ov["CONFIG_COMPUTE_HOSTS"] == "192.168.200.110"
+        assert ov[key] == "192.168.90.100", key
+    assert ov["CONFIG_COMPUTE_HOSTS"] == "192.168.90.110"
     assert ov["CONFIG_NEUTRON_OVS_BRIDGE_MAPPINGS"] == "extnet:br-ex"
     assert ov["CONFIG_NEUTRON_OVS_BRIDGE_IFACES"] == "br-ex:eth0"
     assert ov["CONFIG_NEUTRON_OVN_BRIDGE_IFACES"] == "br-ex:eth0"
@@ -100,7 +100,7 @@ def test_student_copy_gets_its_own_subnet_addresses():
 
 def test_lab_file_can_name_management_and_provider(standard, three):
     ov = overrides(*standard, "kvm", {}, management_network="public")
-    assert ov["CONFIG_CONTROLLER_HOST"] == "192.168.100.100"
+    assert ov["CONFIG_CONTROLLER_HOST"] == "192.168.122.100"
     assert ov["CONFIG_NEUTRON_OVS_BRIDGE_IFACES"] == "br-ex:eth0"   # no other NAT network: same NIC
     ov = overrides(*three, "kvm", {}, provider_network="mgmt")
     assert ov["CONFIG_NEUTRON_OVS_BRIDGE_IFACES"] == "br-ex:eth0"

@@ -22,7 +22,7 @@ def snaps(lab, uri):
 
 
 @pytest.mark.parametrize("example,ctl,computes,iface", [
-    ("standard", "192.168.200.100", "192.168.200.110", "br-ex:eth0"),
+    ("standard", "192.168.90.100", "192.168.90.110", "br-ex:eth0"),
     ("three-node", "192.168.1.100", "192.168.1.101,192.168.1.102", "br-ex:eth1")])
 def test_answers_for_both_example_labs(example, ctl, computes, iface):
     r = run_cli("packstack", "answers", "--json", "-C", EXAMPLES[example], "-c", "sim")

@@ -16,7 +16,7 @@ from labvirt.core.render import render_domain, render_network, render_pool, rend
 from .conftest import EXAMPLES
 
 
-def desired_for(example="three-node", domain_type="kvm"):
+def desired_for(example="three-node-nat", domain_type="kvm"):
     spec = load_lab(EXAMPLES[example])
     return desire(spec, LabCopy(spec.name), HostParams(domain_type=domain_type))
 

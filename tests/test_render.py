@@ -25,7 +25,8 @@ def documents(example, domain_type="kvm"):
     spec = load_lab(EXAMPLES[example])
     # a fixed lab directory: the golden files must not depend on where the repository is
     d = desire(spec, LabCopy(spec.name, origin=f"/labs/{example}"), HostParams(domain_type=domain_type))
-    docs = [(f"network-{n.name}.xml", render_network(n)) for n in d.networks]
+    # (external networks: attached to, never rendered; their NICs are in the domains)
+    docs = [(f"network-{n.name}.xml", render_network(n)) for n in d.networks if not n.external]
     docs.append((f"pool-{d.pool.name}.xml", render_pool(d.pool)))
     docs += [(f"volume-{v.name}.xml", render_volume(v)) for v in d.volumes]
     docs += [(f"domain-{x.name}.xml", render_domain(x)) for x in d.domains]

@@ -110,11 +110,11 @@ def test_checks_expand_per_selected_node_with_placeholders_filled():
         ''')
     runs = ck.expand(s, desired_of(), {"l2_virt_type": "kvm", "domain_type": "kvm"})
     assert [(r.check.name, r.node) for r in runs] == [("where", "compute"), ("where", "controller"), ("api", "controller")]
-    assert runs[0].script == ("echo compute compute 192.168.100.110 192.168.200.110 192.168.100.100 compute "
+    assert runs[0].script == ("echo compute compute 192.168.122.110 192.168.90.110 192.168.122.100 compute "
                               "compute controller kvm openstack")
-    assert runs[0].expect["output"] == (r"^192\.168\.200\.110$",)       # literal in patterns
+    assert runs[0].expect["output"] == (r"^192\.168\.90\.110$",)       # literal in patterns
     assert runs[0].timeout == 7 and runs[2].timeout == 3
-    assert "192.168.200.100 5000" in runs[2].script and "timeout 2 bash" in runs[2].script
+    assert "192.168.90.100 5000" in runs[2].script and "timeout 2 bash" in runs[2].script
 
 
 def test_an_unknown_placeholder_is_a_spec_error_naming_the_check():
@@ -227,7 +227,7 @@ def test_verify_on_the_simulator_runs_nothing_and_says_what_would_have_run():
     assert {x["status"] for x in report["results"]} <= {"simulated", "skipped"}
     assert report["counts"]["passed"] == 0 and report["counts"]["simulated"] >= 20
     hostname = next(x for x in report["results"] if x["check"] == "hostname" and x["node"] == "controller")
-    assert hostname["command"] == "ssh root@192.168.100.100 -- sh -c 'hostname -s'"
+    assert hostname["command"] == "ssh root@192.168.122.100 -- sh -c 'hostname -s'"
     assert "simulator" in hostname["detail"]
     r = run_cli("verify", "pre-packstack", "-C", lab, "-c", "sim", "--node", "compute", "--json")
     assert r.returncode == 1 and {x["node"] for x in json.loads(r.stdout)["results"]} == {"compute"}
@@ -380,7 +380,7 @@ def test_what_is_wrong_on_a_guest_is_reported_per_node_and_check(tmp_path, monke
 
     def spoil(root, guests):
         (root / "compute" / "units" / "firewalld.is-active").write_text("active\n")
-        (root / "controller" / "etc" / "hosts").write_text("192.168.100.9 compute\n192.168.100.100 controller\n")
+        (root / "controller" / "etc" / "hosts").write_text("192.168.122.9 compute\n192.168.122.100 controller\n")
         (root / "controller" / "ip-eth1").unlink()
         (root / "compute" / "reachable").write_text("")
         (root / "controller" / "selinux").write_text("Enforcing\n")
@@ -393,10 +393,10 @@ def test_what_is_wrong_on_a_guest_is_reported_per_node_and_check(tmp_path, monke
     assert report["outcome"] == "fails" and report["holds"] is False
     assert got[("compute", "firewalld stopped")] == ("failed", "firewalld is active, expected inactive")
     assert got[("compute", "firewalld disabled")][0] == "passed"
-    assert got[("controller", "/etc/hosts")] == ("failed", "compute resolves to 192.168.100.9, expected 192.168.100.110")
+    assert got[("controller", "/etc/hosts")] == ("failed", "compute resolves to 192.168.122.9, expected 192.168.122.110")
     assert got[("compute", "/etc/hosts")][0] == "passed"
-    assert got[("controller", "addresses")] == ("failed", "eth1 does not have 192.168.200.100:")
-    assert got[("compute", "reaches the others (internal)")] == ("failed", "no reply from controller (192.168.200.100)")
+    assert got[("controller", "addresses")] == ("failed", "eth1 does not have 192.168.90.100:")
+    assert got[("compute", "reaches the others (internal)")] == ("failed", "no reply from controller (192.168.90.100)")
     assert got[("controller", "SELinux permissive")] == ("failed", "output does not match '^Permissive$'")
     failed = {(r["node"], r["check"]): r for r in report["results"]}
     assert 'Device "eth1" does not exist.' in failed[("controller", "addresses")]["output"]
@@ -430,7 +430,7 @@ def test_a_node_ssh_cannot_reach_could_not_run_and_a_slow_check_is_stopped(tmp_p
     got = statuses(report)
     assert got[("controller", "hostname")] == ("passed", "")
     assert got[("compute", "hostname")] == (
-        "error", "ssh could not run it: ssh: connect to host 192.168.100.110 port 22: No route to host")
+        "error", "ssh could not run it: ssh: connect to host 192.168.122.110 port 22: No route to host")
     assert got[("controller", "slow")] == ("failed", "did not finish within 1s")
     assert report["outcome"] == "fails"
     # the stand-in's session ended with the connection: no sleep of ours is left behind

@@ -117,6 +117,9 @@ def sim_create(
     profile: Annotated[str, typer.Option(help="Host profile: intel-nested, intel-no-nested, amd-nested, "
                                               "no-virt, pvm")] = "intel-nested",
     replace: Annotated[bool, typer.Option("--replace", help="Start over if it exists.")] = False,
+    bridge: Annotated[Optional[list[str]], typer.Option(
+        "--bridge", help="A host bridge the simulated host has (repeat for several; default: br0). "
+                         "--bridge '' gives it none.")] = None,
 ) -> None:
     """Create a simulated libvirt host with a capacity and a host profile (use it as --connect sim:///NAME)."""
     from labvirt.driver import simulator as sim
@@ -129,8 +132,10 @@ def sim_create(
     except ValueError as e:
         raise LabvirtError(f"--memory/--disk: {e}") from None
     _check_profile(profile)
-    host = sim.create_host(name, cpus=cpus, memory=mem, disk=dsk, profile=profile, replace=replace)
-    ok(f"simulated host {name!r} ({cpus} CPUs, {memory}, {disk}, profile {profile}) in {host.directory}")
+    bridges = sim.DEFAULT_BRIDGES if bridge is None else tuple(b for b in bridge if b)
+    host = sim.create_host(name, cpus=cpus, memory=mem, disk=dsk, profile=profile, replace=replace, bridges=bridges)
+    ok(f"simulated host {name!r} ({cpus} CPUs, {memory}, {disk}, profile {profile}, bridges "
+       f"{', '.join(bridges) or 'none'}) in {host.directory}")
 
 
 def _check_profile(profile: str) -> None:

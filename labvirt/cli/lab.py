@@ -85,7 +85,7 @@ def write_xml(desired, the_plan, directory: str) -> list[str]:
     from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
 
     os.makedirs(directory, exist_ok=True)
-    docs = [(f"network-{n.name}.xml", render_network(n)) for n in desired.networks]
+    docs = [(f"network-{n.name}.xml", render_network(n)) for n in desired.networks if not n.external]  # the host's own
     docs.append((f"pool-{desired.pool.name}.xml", render_pool(desired.pool)))
     docs += [(f"volume-{v.pool}-{v.name}.xml", render_volume(v)) for v in desired.volumes]
     docs += [(f"domain-{d.name}.xml", render_domain(d)) for d in desired.domains]

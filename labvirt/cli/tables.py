@@ -14,6 +14,10 @@ def _table(title: str, *columns: str):
     return t
 
 
+def _mode(network: dict) -> str:
+    return f"{network['mode']} (external)" if network.get("external") else network["mode"]
+
+
 def print_plan(data: dict) -> None:
     host = data.get("host", {})
     out().print(f"lab [bold]{data['lab']}[/]" + (f" student [bold]{data['student']}[/]" if data["student"] else "")
@@ -21,7 +25,10 @@ def print_plan(data: dict) -> None:
     t = _table("Networks", "name", "mode", "bridge", "subnet", "gateway", "DHCP range", "reservations")
     for n in data["networks"]:
         res = "\n".join(f"{r['host']} {r['ip']} {r['mac']}" for r in n["reservations"])
-        t.add_row(n["name"], n["mode"], n["bridge"], n["subnet"], n["gateway"], "-".join(n["dhcp_range"]), res)
+        if n.get("external"):
+            res = "none: external (the host's; labvirt never changes it)"
+        t.add_row(n["name"], _mode(n), n["bridge"] or "-", n["subnet"], n["gateway"] or "-",
+                  "-".join(n["dhcp_range"] or ["-"]), res)
     out().print(t)
     t = _table("Nodes", "name", "role", "vCPU", "memory", "CPU", "disks", "NICs")
     for n in data["nodes"]:
@@ -59,8 +66,8 @@ def print_status(data: dict) -> None:
     out().print(t)
     t = _table("Networks", "name", "mode", "bridge", "subnet", "active")
     for n in data["networks"]:
-        t.add_row(n["name"], n["mode"], n["bridge"] or "-", n["subnet"],
-                  "yes" if n["active"] else ("no" if n["exists"] else "missing"))
+        active = "yes" if n["active"] else ("no" if n["exists"] else "missing")
+        t.add_row(n["name"], _mode(n), n["bridge"] or "-", n["subnet"], "?" if n["exists"] is None else active)
     out().print(t)
     if data["drift"]:
         out().print("[bold yellow]Drift[/] between the lab file and libvirt:")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, ip_network
+from ipaddress import IPv4Network, ip_address, ip_network
 
 from labvirt.core.capacity import Capacity, Needs, Overcommit, shortfalls
 from labvirt.core.errors import LabvirtError, SpecError
+from labvirt.core.external import load_ranges
 from labvirt.core.fields import NAME_RE, NAME_RULE, Table
 from labvirt.core.identity import LabCopy
 from labvirt.core.spec import LabSpec
@@ -35,6 +36,7 @@ class ClassSpec:
     hosts: tuple[ClassHost, ...] = ()
     roster: tuple[str, ...] = ()
     workers: int = 8
+    external: dict = field(default_factory=dict)   # [class.external]: network -> address range (core/external)
 
 
 def load_class(spec: LabSpec, data: dict | None) -> ClassSpec:
@@ -61,8 +63,9 @@ def load_class(spec: LabSpec, data: dict | None) -> ClassSpec:
         if not NAME_RE.match(name):
             raise SpecError(lab_file, f"class.roster[{i}]", f"got {name!r}; allowed: {NAME_RULE}")
     workers = t.int("workers", default=8, low=1, high=64)
+    external = load_ranges(spec, t.table("external"))
     t.done()
-    return ClassSpec(subnet_pool=pool, hosts=tuple(hosts), roster=tuple(roster), workers=workers)
+    return ClassSpec(subnet_pool=pool, hosts=tuple(hosts), roster=tuple(roster), workers=workers, external=external)
 
 
 def _ratio(t: Table, key: str, default: float) -> float:
@@ -99,7 +102,7 @@ def allocate_subnets(spec: LabSpec, students: list[str], pool: IPv4Network, take
                      existing: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     """Each student's subnet per lab network: kept where recorded, else the next free block of the
     network's prefix length in `pool` that overlaps nothing taken. Deterministic."""
-    used = [LIBVIRT_DEFAULT, *taken, *(n.subnet for n in spec.networks)]
+    used = [LIBVIRT_DEFAULT, *taken, *(n.subnet for n in spec.networks if n.subnet is not None)]
     used += [ip_network(s) for rec in existing.values() for s in rec.values()]
     out: dict[str, dict[str, str]] = {}
     for student in students:
@@ -108,6 +111,8 @@ def allocate_subnets(spec: LabSpec, students: list[str], pool: IPv4Network, take
             continue
         mine = {}
         for net in spec.networks:
+            if net.external:         # shared by every student: addresses from [class.external] instead
+                continue
             block = _next_free(pool, net.subnet.prefixlen, used)
             if block is None:
                 raise LabvirtError(f"subnet pool {pool} is full: no free /{net.subnet.prefixlen} for student "
@@ -184,7 +189,10 @@ class ClassRecord:
 
     def copy(self, student: str) -> LabCopy:
         rec = self.students[student]
-        return LabCopy(self.lab, student, tuple((k, ip_network(v)) for k, v in sorted(rec["subnets"].items())))
+        external = tuple((net, ip_address(lab), ip_address(mine)) for net, pairs in sorted(rec.get("addresses", {}).items())
+                         for lab, mine in sorted(pairs.items()))
+        return LabCopy(self.lab, student, tuple((k, ip_network(v)) for k, v in sorted(rec["subnets"].items())),
+                       external=external)
 
     def host(self, student: str) -> str:
         return self.students[student]["host"]

@@ -40,9 +40,10 @@ def _network(desired: DesiredLab, nic: DesiredNic) -> DesiredNetwork:
 
 
 def _route_nic(desired: DesiredLab, domain: DesiredDomain) -> DesiredNic | None:
-    """The NIC that carries the default route and DNS: the first one on a NAT network."""
+    """The NIC that carries the default route and DNS: the first one on a NAT network (or an external
+    network with a gateway: libvirt's `default`, a host bridge's router)."""
     for nic in domain.nics:
-        if _network(desired, nic).mode == "nat":
+        if _network(desired, nic).routed:
             return nic
     return None
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
+from labvirt.core.external import HostNetworkFacts, resolve
 from labvirt.core.identity import IMAGE_POOL, LabCopy, image_pool_uuid
-from labvirt.core.spec import BootSpec, ImageSpec, LabSpec, NodeSpec, spec_hash
+from labvirt.core.spec import UNHASHED_DEFAULT, BootSpec, ImageSpec, LabSpec, NodeSpec, spec_hash
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class HostParams:
     pool_dir: str | None = None           # overrides the lab's storage.pool_dir
     image_dir: str | None = None          # where the host's labvirt-images pool already is
     base_image_formats: tuple[tuple[str, str], ...] = ()   # base_image path -> format read from its header
+    networks: tuple[HostNetworkFacts, ...] = ()            # the existing libvirt networks the lab names
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class DesiredNic:
     mac: str
     address: IPv4Address | None
     model: str = "virtio"
+    bridge: bool = field(default=False, metadata=UNHASHED_DEFAULT)   # `network` is a host bridge (<interface type='bridge'>), not a libvirt network
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,21 @@ class DesiredNetwork:
     mode: str
     bridge: str
     subnet: IPv4Network
-    gateway: IPv4Address
-    dhcp_start: IPv4Address
-    dhcp_end: IPv4Address
+    gateway: IPv4Address | None
+    dhcp_start: IPv4Address | None
+    dhcp_end: IPv4Address | None
     hosts: tuple[DhcpHost, ...]
     domain: str | None
     lab: str
     student: str
     spec: str = ""
     origin: str = ""           # the lab directory (metadata only: not part of the spec hash)
+    external: bool = field(default=False, metadata=UNHASHED_DEFAULT)  # not labvirt's: `name` is the host's
+
+    @property
+    def routed(self) -> bool:
+        """Carries the guests' default route and DNS: NAT, an existing network or a host bridge with a gateway."""
+        return self.mode == "nat" or (self.external and self.gateway is not None)
 
 
 @dataclass(frozen=True)
@@ -170,12 +179,21 @@ def desire(spec: LabSpec, copy: LabCopy, host: HostParams) -> DesiredLab:
         for i, nic in enumerate(node.nics):
             net = spec.network(nic.network)
             addr = copy.address(net, nic.address) if nic.address is not None else None
-            nics.append(DesiredNic(name=node.nic_name(i), network=copy.network_name(net.name),
-                                   mac=copy.mac(node.name, i), address=addr, model=nic.model))
+            nics.append(DesiredNic(name=node.nic_name(i), network=net.source if net.external else copy.network_name(net.name),
+                                   mac=copy.mac(node.name, i), address=addr, model=nic.model,
+                                   bridge=net.mode == "host-bridge"))
         nics_by_node[node.name] = tuple(nics)
 
     networks = []
     for net in spec.networks:
+        if net.external:            # attached to, never made: no DHCP hosts, no metadata
+            ext = resolve(net, host.networks)
+            dhcp = ext.dhcp[0] if ext.dhcp else (None, None)
+            networks.append(DesiredNetwork(
+                key=net.name, name=net.source, uuid="", mode=net.mode, bridge=ext.bridge or "", subnet=ext.subnet,
+                gateway=ext.gateway, dhcp_start=dhcp[0], dhcp_end=dhcp[1], hosts=(), domain=None, lab=copy.lab,
+                student=copy.student, external=True))
+            continue
         name = copy.network_name(net.name)
         hosts = tuple(DhcpHost(mac=n.mac, ip=n.address, hostname=node.name)
                       for node in spec.nodes for n in nics_by_node[node.name]

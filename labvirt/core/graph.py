@@ -4,9 +4,10 @@ up), written as Graphviz DOT or Mermaid text. Pure.
 DOT is written by a small emitter that quotes every identifier (`_id`) and escapes every label as
 HTML-like label text (`_text`), so no name, address or description can break the document.
 
-Networks are drawn by mode. A mode that reaches outside the host ("nat" now; "external-network" and
-"host-bridge" when those exist) is marked external and drawn above the nodes; host-only networks
-below. A new mode only needs a line in NETWORK_STYLES.
+Networks are drawn by mode. A mode that reaches outside the host ("nat", "existing", "host-bridge") is
+marked external and drawn above the nodes; host-only networks below. Networks labvirt does not own
+("existing" libvirt networks, host bridges: labvirt.core.external) also say "not labvirt's". A new mode
+only needs a line in NETWORK_STYLES.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ class NetworkStyle:
 NETWORK_STYLES: dict[str, NetworkStyle] = {
     "nat": NetworkStyle("NAT through the host", True, "#dbeafe", "#1d4ed8"),
     "isolated": NetworkStyle("host-only", False, "#dcfce7", "#15803d"),
-    # hooks for the external networks (another issue adds the data): styled and placed already
-    "external-network": NetworkStyle("external network", True, "#fee2e2", "#b91c1c", dashed=True),
+    # networks labvirt does not own (labvirt.core.external): dashed
+    "existing": NetworkStyle("existing libvirt network", True, "#fee2e2", "#b91c1c", dashed=True),
     "host-bridge": NetworkStyle("bridged to a host interface", True, "#fef3c7", "#b45309", dashed=True),
 }
 UNKNOWN_STYLE = NetworkStyle("", False, "#f3f4f6", "#4b5563", dashed=True)
@@ -75,6 +76,14 @@ class GraphNetwork:
     gateway: str
     bridge: str
     active: bool | None = None
+    owned: bool = True              # False: the host's network or bridge, which labvirt never changes
+
+    @property
+    def marker(self) -> str:
+        """What the label says after the name: external, and whose."""
+        if not self.owned:
+            return " · external, not labvirt's"
+        return " · external" if self.style.external else ""
 
     @property
     def style(self) -> NetworkStyle:
@@ -118,7 +127,8 @@ def lab_graph(desired: DesiredLab, status: dict | None = None, source: str = "la
     for net in desired.networks:
         st = net_status.get(net.name)
         networks.append(GraphNetwork(key=net.key, name=net.name, mode=net.mode, subnet=str(net.subnet),
-                                     gateway=str(net.gateway), bridge=st["bridge"] if st else net.bridge,
+                                     gateway=str(net.gateway) if net.gateway else "-",
+                                     bridge=(st["bridge"] if st else net.bridge) or "-", owned=not net.external,
                                      active=st["active"] if st is not None else None))
     nodes.sort(key=lambda n: (ROLE_ORDER.get(n.role, len(ROLE_ORDER)), n.key))
     networks.sort(key=lambda n: (not n.style.external, n.key))
@@ -183,7 +193,7 @@ def _node_label(node: GraphNode, external: set[str]) -> str:
 def _network_label(net: GraphNetwork) -> str:
     s = net.style
     mode = s.caption or net.mode
-    head = f"<B>{_text(net.key)}</B>" + (" · external" if s.external else "")
+    head = f"<B>{_text(net.key)}</B>" + _text(net.marker)
     lines = [head, f"{_text(mode)} · {_text(net.subnet)}",
              f'<FONT POINT-SIZE="9">gateway {_text(net.gateway)} · bridge {_text(net.bridge)}</FONT>']
     if net.active is not None:
@@ -291,7 +301,7 @@ def to_mermaid(g: LabGraph) -> str:
     modes = []
     for net in g.networks:
         s = net.style
-        label = (f"<b>{_mtext(net.key)}</b>{' · external' if s.external else ''}<br/>"
+        label = (f"<b>{_mtext(net.key)}</b>{_mtext(net.marker)}<br/>"
                  f"{_mtext(s.caption or net.mode)} · {_mtext(net.subnet)}<br/>"
                  f"gateway {_mtext(net.gateway)} · bridge {_mtext(net.bridge)}")
         if net.active is not None:

@@ -34,6 +34,9 @@ class LabCopy:
     student: str = ""
     subnets: tuple[tuple[str, IPv4Network], ...] = ()   # network name -> this copy's subnet
     origin: str = ""     # the lab directory it comes from (recorded in metadata; "" where unknown)
+    # external networks (shared by every copy): (network, lab file's address, this copy's address), given
+    # from the class's [class.external] ranges (labvirt.core.external.allocate_addresses)
+    external: tuple[tuple[str, IPv4Address, IPv4Address], ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -62,7 +65,10 @@ class LabCopy:
         return f"{node}-seed.iso"
 
     def bridge_name(self, net: NetworkSpec) -> str:
-        """Explicit bridge for the lab itself; derived (<= 15 chars, Linux's limit) otherwise."""
+        """Explicit bridge for the lab itself; derived (<= 15 chars, Linux's limit) otherwise. A host
+        bridge is the host's for every copy."""
+        if net.mode == "host-bridge":
+            return net.bridge
         if net.bridge and not self.student:
             return net.bridge
         h = _digest("bridge", self.lab, self.student, net.name).hex()[:7]
@@ -84,6 +90,8 @@ class LabCopy:
 
     # -- addressing ---------------------------------------------------------------------------
     def subnet(self, net: NetworkSpec) -> IPv4Network:
+        if net.external:                 # shared by every copy: never moved
+            return net.subnet
         for name, subnet in self.subnets:
             if name == net.name:
                 if subnet.prefixlen != net.subnet.prefixlen:
@@ -92,7 +100,10 @@ class LabCopy:
         return net.subnet
 
     def address(self, net: NetworkSpec, addr: IPv4Address) -> IPv4Address:
-        """The lab file's address moved into this copy's subnet, keeping its host part."""
+        """The lab file's address moved into this copy's subnet, keeping its host part. On an external
+        network: the address the class gave this copy (the lab file's own for the lab itself)."""
+        if net.external:
+            return next((mine for name, theirs, mine in self.external if name == net.name and theirs == addr), addr)
         offset = int(addr) - int(net.subnet.network_address)
         return self.subnet(net).network_address + offset
 

@@ -19,7 +19,7 @@ from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 
 from labvirt.core.errors import SpecError
 from labvirt.core.fields import NAME_RE, NAME_RULE, Table
-from labvirt.core.spec import (CPU_MODES, DEFAULT_POOL_DIR, DOMAIN_TYPES, NETWORK_MODES, ROLES, BootSpec,
+from labvirt.core.spec import (CPU_MODES, DEFAULT_POOL_DIR, DOMAIN_TYPES, EXTERNAL_MODES, NETWORK_MODES, ROLES, BootSpec,
                                ImageSpec, LabSpec, NetworkSpec, NicSpec, NodeSpec)
 from labvirt.core.subnets import default_range, host_bits_hint, range_problem
 from labvirt.core.units import MiB, TiB
@@ -27,6 +27,8 @@ from labvirt.core.units import MiB, TiB
 LAB_FILE = "lab.toml"
 BRIDGE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 BRIDGE_RULE = "1-15 characters (Linux's limit) of letters, digits, '_', '.', '-'"
+LIBVIRT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]{0,63}$")
+LIBVIRT_NAME_RULE = "the name of a libvirt network on the host (virsh net-list --all), such as 'default'"
 
 
 def load_lab(directory: str) -> LabSpec:
@@ -76,6 +78,7 @@ def load_lab(directory: str) -> LabSpec:
     _check_unique("network", networks)
     _check_unique("node", nodes)
     _check_unique("image", images)
+    _check_sources(networks)
     _check_overlaps(networks)
     _check_bridges(networks)
     _check_nodes_against_networks(nodes, networks, images)
@@ -149,10 +152,10 @@ def _ipv4(t: Table, key: str, text, what: str = "an IPv4 address") -> IPv4Addres
     return addr
 
 
-def _load_network(t: Table, stem: str) -> NetworkSpec:
-    name = _name(t, stem)
-    mode = t.str("mode", required=True, choices=NETWORK_MODES)
-    text = t.str("subnet", required=True)
+def _subnet(t: Table, required: bool = True) -> IPv4Network | None:
+    text = t.str("subnet", required=required)
+    if text is None:
+        return None
     try:
         subnet = ip_network(text, strict=True)
     except ValueError:
@@ -167,32 +170,74 @@ def _load_network(t: Table, stem: str) -> NetworkSpec:
         t.fail("subnet", f"got {text!r}; allowed: an IPv4 network (IPv6 is not supported yet)")
     if not 8 <= subnet.prefixlen <= 29:
         t.fail("subnet", f"prefix /{subnet.prefixlen} in {text!r}; allowed: /8 to /29")
+    return subnet
+
+
+def _load_network(t: Table, stem: str) -> NetworkSpec:
+    name = _name(t, stem)
+    if "existing" in t.data or t.data.get("mode") in EXTERNAL_MODES:
+        return _load_external(t, name)
+    mode = t.str("mode", required=True, choices=NETWORK_MODES + EXTERNAL_MODES)
+    subnet = _subnet(t)
     first, last = subnet.network_address + 1, subnet.broadcast_address - 1
     gateway = t.str("gateway")
     gw = _ipv4(t, "gateway", gateway) if gateway is not None else first
     if gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address):
         t.fail("gateway", f"{gw} is not a host address of {subnet}")
-    rng = t.str_list("dhcp_range")
-    if rng:
-        if len(rng) != 2:
-            t.fail("dhcp_range", f"got {list(rng)!r}; allowed: [first, last] such as ['{first + 1}', '{last}']")
-        start, end = _ipv4(t, "dhcp_range", rng[0]), _ipv4(t, "dhcp_range", rng[1])
-        for a in (start, end):
-            if not first <= a <= last:
-                t.fail("dhcp_range", f"{a} is not a host address of {subnet}")
-        if start > end:
-            t.fail("dhcp_range", f"{start} comes after {end}")
-        if start <= gw <= end:
-            t.fail("dhcp_range", f"range {start}-{end} includes the gateway {gw}")
-        if range_problem(start, end):
-            t.fail("dhcp_range", range_problem(start, end))
-    else:
-        start, end = default_range(subnet, gw)
+    start, end = _dhcp_range(t, subnet, gw) or default_range(subnet, gw)
     bridge = t.str("bridge", pattern=BRIDGE_RE, rule=BRIDGE_RULE)
     domain = t.str("domain", pattern=re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$"), rule="a DNS domain")
     t.done()
     return NetworkSpec(name=name, mode=mode, subnet=subnet, gateway=gw, dhcp_start=start, dhcp_end=end,
                        bridge=bridge, domain=domain, file=t.file)
+
+
+def _dhcp_range(t: Table, subnet: IPv4Network, gw: IPv4Address | None):
+    """`dhcp_range = [first, last]` checked against the subnet (and libvirt's one-/16 rule); None when absent."""
+    first, last = subnet.network_address + 1, subnet.broadcast_address - 1
+    rng = t.str_list("dhcp_range")
+    if not rng:
+        return None
+    if len(rng) != 2:
+        t.fail("dhcp_range", f"got {list(rng)!r}; allowed: [first, last] such as ['{first + 1}', '{last}']")
+    start, end = _ipv4(t, "dhcp_range", rng[0]), _ipv4(t, "dhcp_range", rng[1])
+    for a in (start, end):
+        if not first <= a <= last:
+            t.fail("dhcp_range", f"{a} is not a host address of {subnet}")
+    if start > end:
+        t.fail("dhcp_range", f"{start} comes after {end}")
+    if gw is not None and start <= gw <= end:
+        t.fail("dhcp_range", f"range {start}-{end} includes the gateway {gw}")
+    if range_problem(start, end):
+        t.fail("dhcp_range", range_problem(start, end))
+    return start, end
+
+
+def _load_external(t: Table, name: str) -> NetworkSpec:
+    """A network labvirt does not own (labvirt.core.external): an existing libvirt network
+    (`existing = "default"`, subnet optional: read from libvirt) or a host bridge (`mode = "host-bridge"`,
+    `bridge`, `subnet` required, `gateway` and the LAN's `dhcp_range` optional)."""
+    if "existing" in t.data or t.data.get("mode") == "existing":
+        t.str("mode", choices=("existing",))
+        existing = t.str("existing", required=True, pattern=LIBVIRT_NAME_RE, rule=LIBVIRT_NAME_RULE)
+        subnet = _subnet(t, required=False)
+        t.done()
+        return NetworkSpec(name=name, mode="existing", subnet=subnet, gateway=None, dhcp_start=None, dhcp_end=None,
+                           existing=existing, file=t.file)
+    t.str("mode", required=True, choices=EXTERNAL_MODES)
+    bridge = t.str("bridge", required=True, pattern=BRIDGE_RE, rule=BRIDGE_RULE + " (the host's bridge, e.g. 'br0')")
+    if "subnet" not in t.data:
+        t.fail("subnet", "missing required field; a host bridge's subnet cannot be read from libvirt: state the "
+                         "subnet the lab assumes on it, such as '10.5.116.0/24'")
+    subnet = _subnet(t)
+    gateway = t.str("gateway")
+    gw = _ipv4(t, "gateway", gateway) if gateway is not None else None
+    if gw is not None and (gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address)):
+        t.fail("gateway", f"{gw} is not a host address of {subnet}")
+    start, end = _dhcp_range(t, subnet, gw) or (None, None)
+    t.done()
+    return NetworkSpec(name=name, mode="host-bridge", subnet=subnet, gateway=gw, dhcp_start=start, dhcp_end=end,
+                       bridge=bridge, file=t.file)
 
 
 def _load_node(t: Table, stem: str) -> NodeSpec:
@@ -270,10 +315,23 @@ def _check_unique(kind: str, items) -> None:
         seen[item.name] = item.file
 
 
+def _check_sources(networks) -> None:
+    """Two lab networks on one existing libvirt network (or one host bridge) would be one network."""
+    seen = {}
+    for net in networks:
+        if net.external:
+            key = (net.mode, net.source)
+            if key in seen:
+                field = "existing" if net.mode == "existing" else "bridge"
+                raise SpecError(net.file, field, f"{net.source!r} is also used by network {seen[key].name!r} "
+                                f"({seen[key].file}); allowed: one lab network per existing network or bridge")
+            seen[key] = net
+
+
 def _check_overlaps(networks) -> None:
     for i, a in enumerate(networks):
         for b in networks[:i]:
-            if a.subnet.overlaps(b.subnet):
+            if a.subnet is not None and b.subnet is not None and a.subnet.overlaps(b.subnet):
                 raise SpecError(a.file, "subnet", f"{a.subnet} overlaps {b.subnet} of network {b.name!r} ({b.file})")
 
 
@@ -303,7 +361,7 @@ def _check_nodes_against_networks(nodes, networks, images) -> None:
             if net is None:
                 known = ", ".join(sorted(by_name)) or "none defined in networks/"
                 raise SpecError(node.file, f"{field}.network", f"no network {nic.network!r}; known: {known}")
-            if nic.address is None:
+            if nic.address is None or net.subnet is None:   # no subnet yet: checked against libvirt's (core/external)
                 continue
             a = nic.address
             if a not in net.subnet:

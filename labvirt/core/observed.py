@@ -60,8 +60,9 @@ def claim(owner: Owner | None, kind: str, copy: LabCopy, adopt: bool = False) ->
 @dataclass(frozen=True)
 class ObservedNic:
     mac: str
-    network: str | None
+    network: str | None          # the libvirt network, or the host bridge when `bridge`
     model: str | None
+    bridge: bool = False         # <interface type='bridge'>
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class ObservedNetwork:
     addresses: tuple[str, ...] = ()        # "192.168.1.1/24"
     hosts: tuple[ObservedHost, ...] = ()
     forward: str | None = None
+    dhcp_ranges: tuple[tuple[str, str], ...] = ()   # IPv4 (start, end)
 
 
 @dataclass(frozen=True)
@@ -167,8 +169,10 @@ def parse_domain(text: str, state: str = "shutoff", current_snapshot: str | None
                  snapshots: tuple[str, ...] = ()) -> ObservedDomain:
     root = _xml(text)
     nics = tuple(ObservedNic(mac=i.find("mac").get("address") if i.find("mac") is not None else "",
-                             network=i.find("source").get("network") if i.find("source") is not None else None,
-                             model=i.find("model").get("type") if i.find("model") is not None else None)
+                             network=i.find("source").get("bridge" if i.get("type") == "bridge" else "network")
+                             if i.find("source") is not None else None,
+                             model=i.find("model").get("type") if i.find("model") is not None else None,
+                             bridge=i.get("type") == "bridge")
                  for i in root.findall("devices/interface"))
     devices = []
     for d in root.findall("devices/disk"):
@@ -186,8 +190,10 @@ def parse_domain(text: str, state: str = "shutoff", current_snapshot: str | None
 
 def parse_network(text: str, active: bool = False, autostart: bool = False) -> ObservedNetwork:
     root = _xml(text)
-    addresses, hosts = [], []
+    addresses, hosts, ranges = [], [], []
     for ip in root.findall("ip"):
+        if ip.get("family", "ipv4") == "ipv4":
+            ranges += [(r.get("start", ""), r.get("end", "")) for r in ip.findall("dhcp/range")]
         if ip.get("address") and ip.get("family", "ipv4") == "ipv4":
             prefix = ip.get("prefix")
             if prefix is None and ip.get("netmask"):
@@ -200,7 +206,7 @@ def parse_network(text: str, active: bool = False, autostart: bool = False) -> O
     return ObservedNetwork(name=root.findtext("name"), uuid=root.findtext("uuid"), owner=parse_owner(root),
                            active=active, autostart=autostart, bridge=bridge.get("name") if bridge is not None else None,
                            addresses=tuple(addresses), hosts=tuple(hosts),
-                           forward=fwd.get("mode", "nat") if fwd is not None else None)
+                           forward=fwd.get("mode", "nat") if fwd is not None else None, dhcp_ranges=tuple(ranges))
 
 
 def parse_volume(text: str) -> ObservedVolume:

@@ -244,7 +244,8 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
     b = _Builder(desired.copy, adopt)
     ours_bridges = {n.bridge for n in observed.networks.values() if b.claim(n, "network", block=False).ours}
     for net in desired.networks:
-        _plan_network(net, observed.networks.get(net.name), observed, ours_bridges, b)
+        if not net.external:        # not labvirt's: attached to, never defined, started or changed
+            _plan_network(net, observed.networks.get(net.name), observed, ours_bridges, b)
     _plan_pool(desired, observed, b)
     for img in desired.images:
         if images_present is not None and img.path not in images_present:
@@ -278,7 +279,7 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
 def _other_directory_objects(desired: DesiredLab, observed: Observed, b: _Builder) -> None:
     """Objects of this copy's names that another lab directory of the same lab name made, also ones this
     lab file does not name: one lab name on a host belongs to one lab directory (they share a pool)."""
-    wanted = {d.name for d in desired.domains} | {n.name for n in desired.networks}
+    wanted = {d.name for d in desired.domains} | {n.name for n in desired.networks if not n.external}
     prefix = desired.copy.prefix + "-"
     for kind, objects in (("node", observed.domains), ("network", observed.networks)):
         for name, obs in sorted(objects.items()):
@@ -427,7 +428,7 @@ def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
             destroyed.append(obs)
         elif c.origin or name in wanted_domains:
             b.claim(obs, "node")
-    wanted_networks = {n.name for n in desired.networks}
+    wanted_networks = {n.name for n in desired.networks if not n.external}   # external ones are never removed
     networks = []
     for name, obs in sorted(observed.networks.items()):
         c = b.claim(obs, "network", block=False)

@@ -68,10 +68,12 @@ def render_volume(vol: DesiredVolume) -> etree._Element:
 
 
 def render_nic(nic) -> etree._Element:
-    """A virtio (or other model) NIC on a libvirt network; `nic` is a DesiredNic or an ObservedNic."""
-    el = E.interface(E.mac(address=nic.mac), type="network")
+    """A virtio (or other model) NIC on a libvirt network, or on a host bridge (`nic.bridge`); `nic` is a
+    DesiredNic or an ObservedNic."""
+    bridged = getattr(nic, "bridge", False)
+    el = E.interface(E.mac(address=nic.mac), type="bridge" if bridged else "network")
     if nic.network:
-        el.append(E.source(network=nic.network))
+        el.append(E.source(bridge=nic.network) if bridged else E.source(network=nic.network))
     if nic.model:
         el.append(E.model(type=nic.model))
     return el

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 ROLES = ("controller", "compute", "network", "storage", "generic")
-NETWORK_MODES = ("nat", "isolated")
+NETWORK_MODES = ("nat", "isolated")            # networks labvirt creates (and removes)
+EXTERNAL_MODES = ("existing", "host-bridge")     # networks labvirt only attaches to: never defines, changes,
+                                                 # starts, stops or removes (labvirt.core.external)
 CPU_MODES = ("auto", "host-passthrough", "host-model", "maximum", "default")
 DOMAIN_TYPES = ("auto", "kvm", "qemu")
 DEFAULT_POOL_DIR = "/var/lib/libvirt/images/labvirt"   # [storage] pool_dir when lab.toml gives none
@@ -21,14 +23,26 @@ DEFAULT_POOL_DIR = "/var/lib/libvirt/images/labvirt"   # [storage] pool_dir when
 @dataclass(frozen=True)
 class NetworkSpec:
     name: str
-    mode: str                      # "nat" (eth0 to the outside through the host) or "isolated" (host-only)
-    subnet: IPv4Network
-    gateway: IPv4Address           # the host's address on the bridge
-    dhcp_start: IPv4Address
-    dhcp_end: IPv4Address
-    bridge: str | None = None      # explicit bridge name; derived when None
+    mode: str                      # "nat" (eth0 to the outside through the host), "isolated" (host-only);
+                                   # not labvirt's: "existing" (a libvirt network), "host-bridge"
+    subnet: IPv4Network | None     # None only for an "existing" network whose file states none (read from libvirt)
+    gateway: IPv4Address | None    # the host's address on the bridge; a host bridge's router (None: no route)
+    dhcp_start: IPv4Address | None
+    dhcp_end: IPv4Address | None   # None: no DHCP range known (external networks)
+    bridge: str | None = None      # explicit bridge name; derived when None; "host-bridge": the host's bridge
     domain: str | None = None      # DNS domain served by the network's dnsmasq
     file: str = ""
+    existing: str | None = None    # "existing": the libvirt network's name on the host
+
+    @property
+    def external(self) -> bool:
+        """Not labvirt's: it attaches NICs to it and nothing else."""
+        return self.mode in EXTERNAL_MODES
+
+    @property
+    def source(self) -> str:
+        """What NICs name as their source: the libvirt network or host bridge (external networks)."""
+        return (self.existing if self.mode == "existing" else self.bridge) or self.name
 
 
 @dataclass(frozen=True)
@@ -119,7 +133,8 @@ class LabSpec:
 def _plain(value):
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name not in ("file", "origin")}
+                if f.name not in ("file", "origin")
+                and not (f.metadata.get("hash_unless_set") and getattr(value, f.name) == f.default)}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -127,6 +142,9 @@ def _plain(value):
     if isinstance(value, (IPv4Address, IPv4Network)):
         return str(value)
     return value
+
+
+UNHASHED_DEFAULT = {"hash_unless_set": True}   # field metadata: a field added later leaves earlier hashes alone
 
 
 def spec_hash(value) -> str:

@@ -48,9 +48,19 @@ def lab_status(desired: DesiredLab, observed: Observed, the_plan: p.Plan,
             "nics": nics,
         })
     networks = []
+    host_nets = {n.name: n for n in observed.host_networks}
     for net in desired.networks:
+        if net.external:     # the host's, not labvirt's: an existing network's state as libvirt reports it
+            obs = host_nets.get(net.name) if net.mode == "existing" else None
+            known = net.mode == "existing"
+            networks.append({"name": net.name, "mode": net.mode, "external": True,
+                             "bridge": (obs.bridge if obs else None) or net.bridge, "subnet": str(net.subnet),
+                             "active": bool(obs and obs.active) if known else None,
+                             "exists": obs is not None if known else None})
+            continue
         obs = observed.networks.get(net.name)
-        networks.append({"name": net.name, "mode": net.mode, "bridge": obs.bridge if obs else net.bridge,
+        networks.append({"name": net.name, "mode": net.mode, "external": False,
+                         "bridge": obs.bridge if obs else net.bridge,
                          "subnet": str(net.subnet), "active": bool(obs and obs.active),
                          "exists": obs is not None})
     return {"lab": desired.copy.lab, "student": desired.copy.student, "simulated": simulated,

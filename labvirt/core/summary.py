@@ -12,8 +12,9 @@ def describe(desired: DesiredLab, plan: Plan | None = None) -> dict:
         "lab": desired.copy.lab,
         "student": desired.copy.student,
         "networks": [{
-            "name": n.name, "mode": n.mode, "bridge": n.bridge, "subnet": str(n.subnet), "gateway": str(n.gateway),
-            "dhcp_range": [str(n.dhcp_start), str(n.dhcp_end)],
+            "name": n.name, "mode": n.mode, "external": n.external, "bridge": n.bridge, "subnet": str(n.subnet),
+            "gateway": str(n.gateway) if n.gateway else None,
+            "dhcp_range": [str(n.dhcp_start), str(n.dhcp_end)] if n.dhcp_start else None,
             "reservations": [{"mac": h.mac, "ip": str(h.ip), "host": h.hostname} for h in n.hosts],
         } for n in desired.networks],
         "pool": {"name": desired.pool.name, "path": desired.pool.path},

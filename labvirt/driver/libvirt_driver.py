@@ -19,6 +19,7 @@ import libvirt
 
 from labvirt.core.errors import ConnectionFailed, DriverError, NotFoundError, UnsupportedError
 from labvirt.core.observed import Observed, parse_domain, parse_network, parse_pool, parse_volume
+from labvirt.driver import host_networks
 
 libvirt.registerErrorHandler(lambda *_: None, None)
 
@@ -136,6 +137,16 @@ class Driver:
                     pools[name] = parse_pool(pool.XMLDesc(0), active, bool(pool.autostart()), vols)
         return Observed(domains=domains, networks=networks, pools=pools, bridges=frozenset(bridges),
                         host_networks=tuple(every_network))
+
+    # the host's own networks and bridges that labs attach to (read only): driver/host_networks.py
+    def networks_named(self, names) -> dict:
+        return host_networks.networks_named(self, names)
+
+    def host_bridges(self) -> dict[str, bool] | None:
+        return host_networks.host_bridges(self.conn)
+
+    def leases(self, network: str) -> tuple[tuple[str, str], ...]:
+        return host_networks.leases(self.conn, network)
 
     @staticmethod
     def _observe_volumes(pool) -> tuple:

@@ -3,8 +3,11 @@
 A simulated host lives in a state directory (`labvirt.driver.state_files.sim_dir(NAME)`):
   node.xml   the test driver's host file: domains (with run state and inline snapshots), networks,
              pools and volumes; rewritten atomically after every command
-  host.json  capacity (CPUs, memory, disk), host profile, and what the node file cannot hold
-             (which networks are active or autostarted)
+  host.json  capacity (CPUs, memory, disk), host profile, its host bridges (default: br0, like a host
+             set up for bridged guests; `labvirt sim create NAME --bridge br1`), and what the node file
+             cannot hold (which networks are active or autostarted)
+A simulated host has libvirt's `default` NAT network (192.168.122.0/24, DHCP .2-.254), like a fresh
+libvirt install.
   lock       flock()ed while a process works on the host
 Where the test driver cannot answer (DHCP leases, consoles, guest agent), the simulator answers from
 labvirt's own plan and says the answer is simulated.
@@ -55,15 +58,19 @@ class SimHost:
     networks_autostart: tuple = ()
     pools_autostart: tuple = ()
     pools_inactive: tuple = ()        # stopped pools (their volumes are not kept: as a removed directory)
+    bridges: tuple = ("br0",)
 
     @property
     def directory(self) -> str:
         return sim_dir(self.name)
 
 
+DEFAULT_BRIDGES = ("br0",)
+
+
 def create_host(name: str, cpus: int = 16, memory: int = 64 * GiB, disk: int = 1024 * GiB,
-                profile: str = "intel-nested", replace: bool = False) -> SimHost:
-    host = SimHost(name=name, cpus=cpus, memory=memory, disk=disk, profile=profile)
+                profile: str = "intel-nested", replace: bool = False, bridges: tuple = DEFAULT_BRIDGES) -> SimHost:
+    host = SimHost(name=name, cpus=cpus, memory=memory, disk=disk, profile=profile, bridges=tuple(bridges))
     d = host.directory
     if os.path.exists(os.path.join(d, "node.xml")) and not replace:
         raise LabvirtError(f"simulated host {name!r} already exists in {d}; remove it first")
@@ -111,7 +118,7 @@ def _host_problem(name: str, data) -> str | None:
             return f"{key!r} is {value!r}, expected a positive whole number"
     if data.get("profile", PROFILES[0]) not in PROFILES:
         return f"'profile' is {data['profile']!r}, expected one of {', '.join(PROFILES)}"
-    for key in ("networks_inactive", "networks_autostart", "pools_autostart", "pools_inactive"):
+    for key in ("networks_inactive", "networks_autostart", "pools_autostart", "pools_inactive", "bridges"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return f"{key!r} is {value!r}, expected a list of names"
@@ -299,6 +306,13 @@ class SimDriver(Driver):
             if dom.isActive():
                 dom.shutdown()     # the test driver stops at once
         return "shutdown"
+
+    def host_bridges(self) -> dict[str, bool]:
+        """The simulated host's bridges, as host.json lists them (up): the test driver has no host interfaces."""
+        return {b: True for b in self.host.bridges}
+
+    def leases(self, network: str) -> tuple[tuple[str, str], ...]:
+        return ()        # nothing runs here, so nothing holds a lease
 
     def addresses(self, name: str):
         """The test driver's answer is fake (and crashes on networks without <ip>): nothing is observed."""

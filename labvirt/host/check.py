@@ -61,12 +61,13 @@ def remote_host(uri: str) -> str:
 
 def run_check(root: str = "/", uri: str = "qemu:///system", spec=None, students: int = 1, conn=None,
               tools: bool = True, env=None, overcommit: Overcommit = Overcommit(),
-              capacity_override: Capacity | None = None, probe: str = "auto", on_probe=None) -> Report:
+              capacity_override: Capacity | None = None, probe: str = "auto", on_probe=None, driver=None) -> Report:
     """`conn`: an open libvirt connection to use instead of opening `uri` (read-only).
     `capacity_override`: what the host has, when neither the kernel nor libvirt can say (simulated hosts).
     `probe`: launch libguestfs' appliance (labvirt.host.appliance) "auto" (when the lab's nodes use image
     recipes and no earlier pass is cached), "always" (ignore the cache) or "never" (a cached pass only);
-    `on_probe`: called with a message just before that ~25 s launch."""
+    `on_probe`: called with a message just before that ~25 s launch; `driver`: the HostDriver of `conn`
+    (the simulator's), for the lab's external networks (made from `conn` when not given)."""
     from labvirt.host.libvirt_info import libvirt_info, open_connection
 
     env = os.environ if env is None else env
@@ -74,10 +75,13 @@ def run_check(root: str = "/", uri: str = "qemu:///system", spec=None, students:
     v = verdict(facts)
     info, error = None, ""
     opened = None
+    external = []
     try:
         if conn is None:
             conn = opened = open_connection(uri)
         info = libvirt_info(conn)
+        if spec is not None and any(n.external for n in spec.networks):
+            external = _external_rows(spec, driver, conn, uri)
     except (ConnectionFailed, DriverError) as e:
         error = str(e)
     finally:
@@ -98,11 +102,23 @@ def run_check(root: str = "/", uri: str = "qemu:///system", spec=None, students:
                      lab=spec.name if spec is not None else "",
                      lab_domain_type=spec.domain_type if spec is not None else "auto",
                      libvirt_error=error, remote=remote, overcommit=overcommit, tools=probed, env=env)
+    found += external
     if probed is not None:
         found = _with_image_rows(found, _image_rows(spec, probed, env, probe, on_probe))
     return Report(root=root, uri=uri, facts=facts, verdict=v, libvirt=info, findings=tuple(found),
                   lab=spec.name if spec is not None else "", students=students, needs=needs, capacity=capacity,
                   overcommit=overcommit)
+
+
+def _external_rows(spec, driver, conn, uri: str) -> list[Finding]:
+    """One row per network the lab uses but does not own: fail / warn with the reason, else ok."""
+    from labvirt.ops.external import external_rows
+
+    if driver is None:
+        from labvirt.driver.libvirt_driver import Driver
+
+        driver = Driver(conn, uri)
+    return [Finding(f"external-{name}", status, message) for status, name, message in external_rows(spec, driver)]
 
 
 def _image_rows(spec, tools, env, probe: str, on_probe) -> list[Finding]:
@@ -165,7 +181,7 @@ def check_uri(root: str, uri: str, spec=None, students: int = 1, root_given: boo
             info = driver.host_info()
             if not root_given:
                 root = profile_root(driver.host.profile)
-            return run_check(root, uri, spec, students, conn=driver.conn, tools=False,
+            return run_check(root, uri, spec, students, conn=driver.conn, tools=False, driver=driver,
                              capacity_override=host_capacity(info["cpus"], info["memory"], info["disk"], reserve=0))
     return run_check(root, uri, spec, students, on_probe=on_probe)
 

@@ -38,7 +38,7 @@ def lab_networks(spec, copy: LabCopy | None = None) -> tuple[LabNetwork, ...]:
     if not copy.origin:
         copy = LabCopy(copy.lab, copy.student, copy.subnets, spec.directory)
     return tuple(LabNetwork(n.name, copy.network_name(n.name), copy.subnet(n), copy.bridge_name(n), n.file, copy)
-                 for n in spec.networks)
+                 for n in spec.networks if not n.external)    # the host's own: checked by core/external
 
 
 def _own(libvirt_networks, lab) -> list:

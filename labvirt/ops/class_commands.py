@@ -64,7 +64,9 @@ class Classroom:
                 d = open_driver(uri)
                 self._stack.callback(_finish, d)
                 self._drivers[uri] = d
-                self._params[uri] = host_params(self.spec, host_verdict(d))
+                from labvirt.ops.external import with_host_networks
+
+                self._params[uri] = with_host_networks(host_params(self.spec, host_verdict(d)), self.spec, d)
             return self._drivers[uri]
 
     def params(self, uri: str) -> HostParams:
@@ -79,6 +81,11 @@ class Classroom:
     # -- roster, subnets, placement ---------------------------------------------------------------
     def enroll(self, students: list[str]) -> list[str]:
         """Allocate subnets and hosts for new students (refusing a class that does not fit) and record it."""
+        from labvirt.core.external import allocate_addresses, missing_ranges
+
+        missing = missing_ranges(self.spec, self.config.external)
+        if missing:
+            raise LabvirtError(missing)
         hosts = self.host_specs()
         existing_hosts = {s: r["host"] for s, r in self.record.students.items()}
         taken = []
@@ -93,8 +100,12 @@ class Classroom:
                              existing_hosts)
         subnets = cr.allocate_subnets(self.spec, students, self.config.subnet_pool, taken,
                                       {s: r["subnets"] for s, r in self.record.students.items()})
+        addresses = allocate_addresses(self.spec, students, self.config.external,
+                                       {s: r.get("addresses", {}) for s, r in self.record.students.items()})
         for s in students:
             self.record.students[s] = {"host": placement[s], "subnets": subnets[s]}
+            if addresses.get(s):
+                self.record.students[s]["addresses"] = addresses[s]
         class_record.save_record(self.record)
         return students
 
@@ -162,12 +173,19 @@ class Classroom:
         return self.record.copy(student), self.driver(uri), self.params(uri)
 
     def up(self, student: str, start: bool = True) -> str:
+        from labvirt.ops.external import check_external
+
         copy, driver, params = self._target(student)
         desired, the_plan = plan_up_for(self.spec, copy, params, driver.observe(copy.prefix), start=start)
+        verdict = check_external(self.spec, desired, driver, params)
+        if verdict.refusals:
+            raise LabvirtError(verdict.refusals[0] + (f" (and {len(verdict.refusals) - 1} more)"
+                                                      if len(verdict.refusals) > 1 else ""))
+        warned = "".join(f"; warning: {w}" for w in verdict.warnings)
         if the_plan.empty:
-            return "up to date"
+            return "up to date" + warned
         engine.apply(the_plan, driver, workers=INNER_WORKERS)
-        return f"{len(the_plan.actions)} actions"
+        return f"{len(the_plan.actions)} actions" + warned
 
     def down(self, student: str) -> str:
         copy, driver, params = self._target(student)

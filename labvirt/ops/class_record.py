@@ -1,7 +1,8 @@
 """The class record's file: where each student's copy was placed and which subnets it has.
 
 `state_home()/labs/LAB/class.json` holds `{"lab": LAB, "students": {NAME: {"host": URI, "subnets":
-{NETWORK: CIDR}}}}` (`labvirt.core.class_layout.ClassRecord` in memory). It is written atomically by
+{NETWORK: CIDR}, "addresses": {EXTERNAL_NETWORK: {LAB_FILE_ADDRESS: STUDENT_ADDRESS}}}}}` ("addresses" only
+where the lab has static NICs on external networks) (`labvirt.core.class_layout.ClassRecord` in memory). It is written atomically by
 `labvirt class up` and `class destroy`, and checked whole when read: a damaged record stops the
 command with one line naming the file, before anything is changed.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from ipaddress import IPv4Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 
 from labvirt.core.class_layout import ClassRecord
 from labvirt.core.errors import LabvirtError, StateError
@@ -78,7 +79,20 @@ def _problem(lab: str, data) -> str | None:
         subnets = rec.get("subnets")
         if not isinstance(subnets, dict) or not all(isinstance(k, str) and _is_subnet(v) for k, v in subnets.items()):
             return f"{where}: 'subnets' is {subnets!r}, expected network names with IPv4 subnets ('10.100.0.0/24')"
+        addresses = rec.get("addresses", {})
+        if not isinstance(addresses, dict) or not all(
+                isinstance(k, str) and isinstance(v, dict) and all(_is_address(a) and _is_address(b) for a, b in v.items())
+                for k, v in addresses.items()):
+            return (f"{where}: 'addresses' is {addresses!r}, expected external network names with the lab "
+                    "file's address -> the student's ({'public': {'192.168.122.100': '192.168.122.129'}})")
     return None
+
+
+def _is_address(text) -> bool:
+    try:
+        return isinstance(text, str) and isinstance(ip_address(text), IPv4Address)
+    except ValueError:
+        return False
 
 
 def _is_subnet(text) -> bool:

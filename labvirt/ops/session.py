@@ -138,7 +138,14 @@ class Session:
         if spec is not None:
             from dataclasses import replace
 
+            from labvirt.ops.external import with_host_networks
+
             host = replace(host, base_image_formats=base_image_formats(spec))
+            try:
+                host = with_host_networks(host, spec, driver)    # an existing network's subnet, gateway, DHCP range
+            except BaseException:
+                stack.close()
+                raise
         return cls(spec=spec, copy=copy, uri=uri if not offline else "(offline)", driver=driver,
                    verdict=verdict, host=host, _stack=stack)
 
@@ -175,9 +182,14 @@ class Session:
         if self.driver is not None:
             from dataclasses import replace
 
-            refused = self.refusals(desired, the_plan, observed, force)
+            from labvirt.ops.external import check_external
+
+            external = check_external(self.spec, desired, self.driver, self.host)
+            refused = list(external.refusals) + self.refusals(desired, the_plan, observed, force)
             if refused:     # first: they are why nothing happens, even when an image is missing too
                 the_plan = replace(the_plan, blockers=tuple(refused) + the_plan.blockers)
+            if external.warnings:      # what the user should know, not drift: beside the desired lab's own
+                desired = replace(desired, warnings=desired.warnings + external.warnings)
         return desired, the_plan
 
     def refusals(self, desired, the_plan, observed, force: bool = False) -> list[str]:

@@ -122,9 +122,10 @@ def management_of(desired: DesiredLab, controller: DesiredDomain) -> str:
 
 
 def provider_of(desired: DesiredLab, host: DesiredDomain, management: str) -> str:
-    """Default provider network: the first NAT network on the network host, preferring one that is not management."""
+    """Default provider network: the first network on the network host that reaches beyond it (NAT, an
+    existing libvirt network, a host bridge), preferring one that is not management."""
     nat = [_network_key(desired, nic.network) for nic in host.nics
-           if next(n.mode for n in desired.networks if n.name == nic.network) == "nat"]
+           if next(n.mode for n in desired.networks if n.name == nic.network) in ("nat", "existing", "host-bridge")]
     others = [n for n in nat if n != management]
     if not (others or nat):
         raise LabvirtError(f"node {host.key!r} has no NIC on a NAT network for {EXTERNAL_BRIDGE}; "

@@ -1,0 +1,51 @@
+"""Reading what a libvirt host has of the networks labs attach to but do not own (labvirt.core.external):
+existing libvirt networks, host bridges, DHCP leases. Read only: nothing here changes the host."""
+
+from __future__ import annotations
+
+import libvirt
+from lxml import etree
+
+from labvirt.core.errors import DriverError
+from labvirt.core.observed import parse_network
+
+
+def networks_named(driver, names) -> dict:
+    """name -> ObservedNetwork for each of `names` the host has (its persistent definition)."""
+    found = {}
+    for name in names:
+        try:
+            net = driver.conn.networkLookupByName(name)
+            found[name] = parse_network(driver._network_xml(net), bool(net.isActive()), bool(net.autostart()))
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                raise DriverError(f"reading network {name}: {(e.get_error_message() or str(e)).strip()}") from None
+    return found
+
+
+def host_bridges(conn) -> dict[str, bool] | None:
+    """The host's bridges (name -> reported up) from libvirt's interface driver; None when the host
+    cannot list its interfaces. libvirt reports a bridge with nothing plugged in as not active."""
+    try:
+        ifaces = conn.listAllInterfaces(0)
+    except libvirt.libvirtError:
+        return None
+    out = {}
+    for iface in ifaces:
+        try:
+            if etree.fromstring(iface.XMLDesc(0).encode()).get("type") == "bridge":
+                out[iface.name()] = bool(iface.isActive())
+        except libvirt.libvirtError:      # gone while we looked
+            continue
+    return out
+
+
+def leases(conn, network: str) -> tuple[tuple[str, str], ...]:
+    """(mac, ip) of the IPv4 DHCP leases libvirt's dnsmasq holds on `network`; () where it cannot say
+    (the test driver, a network without DHCP)."""
+    try:
+        found = conn.networkLookupByName(network).DHCPLeases()
+    except libvirt.libvirtError:
+        return ()
+    return tuple((lease.get("mac") or "", lease.get("ipaddr") or "") for lease in found or ()
+                 if lease.get("type", libvirt.VIR_IP_ADDR_TYPE_IPV4) == libvirt.VIR_IP_ADDR_TYPE_IPV4)
