@@ -68,6 +68,23 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class PackageRepositorySpec:
+    """A package repository used while an image is built (see labvirt.core.repositories)."""
+
+    name: str                         # file name inside the guest: labvirt-NAME.repo / labvirt-NAME.list
+    kind: str = "yum"                 # "yum" (yum and dnf: RHEL, CentOS, Fedora) | "apt" (Debian, Ubuntu)
+    url: str = ""                     # yum: baseurl; apt: the archive's URI
+    gpgcheck: bool = True             # yum
+    gpgkey: str | None = None         # yum: URL of the signing key (file:///etc/pki/rpm-gpg/... inside the guest)
+    suite: str = ""                   # apt: e.g. "bookworm"
+    components: tuple[str, ...] = ()  # apt: e.g. ("main",)
+    trusted: bool = False             # apt: [trusted=yes] (no signature check)
+
+
+_HASH_UNLESS_DEFAULT = {"hash": "unless-default"}   # a field added later: recipes without it keep their hash
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """A golden-image recipe (see labvirt.ops.images for how it is built)."""
 
@@ -85,6 +102,10 @@ class ImageSpec:
     run: tuple[str, ...] = ()
     write: tuple[tuple[str, str], ...] = ()   # (path, content)
     identity: str = "cloud-init"      # how per-node identity is delivered: cloud-init | virt-customize
+    # Package repositories while building ([[package_repository]]); see labvirt.core.repositories
+    package_repositories: tuple[PackageRepositorySpec, ...] = field(default=(), metadata=_HASH_UNLESS_DEFAULT)
+    disable_template_repositories: bool = field(default=False, metadata=_HASH_UNLESS_DEFAULT)
+    keep_package_repositories: bool = field(default=True, metadata=_HASH_UNLESS_DEFAULT)
     file: str = ""
 
 
@@ -119,7 +140,8 @@ class LabSpec:
 def _plain(value):
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name not in ("file", "origin")}
+                if f.name not in ("file", "origin")
+                and not (f.metadata.get("hash") == "unless-default" and getattr(value, f.name) == f.default)}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
