@@ -66,7 +66,9 @@ def _url(t: Table, key: str, required: bool = True, dollar: bool = True) -> str 
     except ValueError:
         bad = True
     else:
-        if parts.scheme not in ("http", "https", "file") or "@" in parts.netloc:
+        if "@" in parts.netloc:        # never repeat what may be a password
+            t.fail(key, f"a URL with a user name or password (not shown); allowed: {URL_RULE}")
+        if parts.scheme not in ("http", "https", "file"):
             bad = True
         elif parts.scheme == "file" and (parts.netloc or not parts.path.startswith("/")):
             bad = True
