@@ -91,6 +91,8 @@ def test_apt_repository_file():
     assert repository_file(repo) == ("/etc/apt/sources.list.d/labvirt-buster.list",
                                      "# Written by labvirt.\n"
                                      "deb [trusted=yes] http://archive.debian.org/debian buster main contrib\n")
+    bare = PackageRepositorySpec(name="b", kind="apt", url="http://deb.example.org/debian", suite="bookworm")
+    assert repository_file(bare)[1].endswith("deb http://deb.example.org/debian bookworm main\n")   # no trailing space
 
 
 # -- argv: where the options sit ---------------------------------------------------------------

@@ -126,7 +126,7 @@ def repository_file(repo: PackageRepositorySpec, recipe: str = "") -> tuple[str,
     origin = f"# Written by labvirt{f' for image recipe {recipe}' if recipe else ''}.\n"
     if repo.kind == "apt":
         options = " [trusted=yes]" if repo.trusted else ""
-        line = f"deb{options} {repo.url} {repo.suite} {' '.join(repo.components)}\n"
+        line = f"deb{options} {repo.url} {repo.suite} {' '.join(repo.components or ('main',))}\n"
         return f"{APT_DIR}/sources.list.d/labvirt-{repo.name}.list", origin + line
     lines = [f"[{repo.name}]", f"name={repo.name}", f"baseurl={repo.url}", "enabled=1",
              f"gpgcheck={1 if repo.gpgcheck else 0}"]
