@@ -29,6 +29,11 @@ def centos7():
     return next(i for i in load_lab(EXAMPLES["standard"]).images if i.name == "centos7")
 
 
+@pytest.fixture
+def stream9():
+    return next(i for i in load_lab(EXAMPLES["standard"]).images if i.name == "centos-stream9")
+
+
 def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -99,13 +104,31 @@ def test_builder_argv_for_the_course_image(centos7):
     assert argv[i + 1] == f"file:{path}" and argv[i + 2:i + 4] == ["--password-crypto", "sha512"]
     assert argv[argv.index("--install") + 1] == "cloud-init,qemu-guest-agent"
     runs = [argv[j + 1] for j, a in enumerate(argv) if a == "--run-command"]
-    assert runs == ["grub2-mkconfig -o /boot/grub2/grub.cfg", "systemctl disable NetworkManager",
-                    "systemctl disable firewalld"]
+    vault = runs.pop(0)                 # the template's repositories set aside (see test_repositories.py)
+    assert vault.startswith("mkdir -p /etc/yum.repos.d.labvirt-set-aside")
+    assert runs == ["grub2-mkconfig -o /boot/grub2/grub.cfg",
+                    "if command -v grubby >/dev/null 2>&1; then grubby --update-kernel=ALL "
+                    "--args='net.ifnames=0 biosdevname=0'; fi",
+                    "systemctl disable NetworkManager", "systemctl disable firewalld"]
     edits = [argv[j + 1] for j, a in enumerate(argv) if a == "--edit"]
     assert edits == ['/etc/default/grub:s{^GRUB_CMDLINE_LINUX="}{GRUB_CMDLINE_LINUX="net.ifnames=0 biosdevname=0 }',
                      "/etc/selinux/config:s/^SELINUX=.*/SELINUX=permissive/"]
     assert argv[-1] == "--selinux-relabel"
     assert "--no-network" not in argv and "--source" not in argv      # no local repository: the configured ones
+
+
+def test_builder_argv_for_the_default_image(stream9):
+    """centos-stream9: RDO Epoxy's release package with the first --install, packstack after CRB is on."""
+    argv = builder_argv(stream9, "/pool/_images/c9.qcow2", "/state/pw")
+    assert argv[:8] == ["virt-builder", "centosstream-9", "--output", "/pool/_images/c9.qcow2",
+                        "--format", "qcow2", "--size", "40G"]
+    packages = argv[argv.index("--install") + 1].split(",")
+    assert {"cloud-init", "qemu-guest-agent", "centos-release-openstack-epoxy", "dnf-plugins-core"} == set(packages)
+    runs = [argv[j + 1] for j, a in enumerate(argv) if a == "--run-command"]
+    assert runs[:2] == ["dnf config-manager --set-enabled crb", "dnf -y install openstack-packstack"]
+    assert argv.index("--install") < argv.index("dnf -y install openstack-packstack")
+    assert "systemctl disable firewalld" in runs and "systemctl disable NetworkManager" not in runs
+    assert "--write" not in argv and "--delete" not in argv      # no repository overrides: the template's own
 
 
 def test_write_run_keys_and_hostname():

@@ -179,7 +179,7 @@ def test_probe_reason(output, rc, reason):
 def test_image_needs_counts_only_recipes_that_nodes_use(tmp_path):
     from labvirt.core.loader import load_lab
 
-    assert image_needs(load_lab(ROOT)) == ImageNeeds((("centos7", "centos-7.5"),))
+    assert image_needs(load_lab(ROOT)) == ImageNeeds((("centos-stream9", "centosstream-9"),))   # not the replica
     lab = write_lab(tmp_path / "lab", "nouse", networks={"n": 'mode = "isolated"\nsubnet = "10.251.0.0/24"\n'},
                     nodes={"a": 'memory = "128MiB"\ndisk = "64MiB"\n[[nic]]\nnetwork = "n"\n'},
                     images={"unused": 'template = "centos-7.5"\nsize = "8GiB"\n'})

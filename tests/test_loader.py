@@ -173,3 +173,10 @@ def test_files_are_read_only(tmp_path):
     before = sorted(os.listdir(directory))
     load_lab(directory)
     assert sorted(os.listdir(directory)) == before
+
+
+def test_default_sizes_are_bytes(tmp_path):
+    """A node without 'disk' and a recipe without 'size' get their defaults as numbers, not as text."""
+    nodes = {"controller": 'image = "x"\n' + CONTROLLER.replace('disk = "240GiB"\n', "")}
+    spec = load_lab(make(tmp_path, nodes=nodes, images={"x": 'template = "centosstream-9"\n'}))
+    assert spec.node("controller").disk == 10 * 2**30 and spec.images[0].size == 20 * 2**30

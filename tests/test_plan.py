@@ -145,7 +145,7 @@ def test_new_reservation_updates_dhcp_in_place():
 def test_missing_golden_image_blocks_with_the_command():
     d = desired_for()
     plan = p.plan_up(d, Observed(), images_present=frozenset())
-    assert plan.blockers == ("golden image 'centos7' is not built yet: run 'labvirt image build centos7'",)
+    assert plan.blockers == ("golden image 'centos-stream9' is not built yet: run 'labvirt image build centos-stream9'",)
 
 
 def test_destroy_removes_only_this_copy():

@@ -68,7 +68,7 @@ class Table:
 
         value = self._get(key, required, default)
         if value is default and key not in self.data:
-            return value
+            return parse_size(value) if isinstance(value, str) else value   # a default written as "20GiB"
         try:
             n = parse_size(value)
         except ValueError as e:

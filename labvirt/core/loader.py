@@ -21,6 +21,7 @@ from labvirt.core.errors import SpecError
 from labvirt.core.fields import NAME_RE, NAME_RULE, Table
 from labvirt.core.spec import (CPU_MODES, DEFAULT_POOL_DIR, DOMAIN_TYPES, EXTERNAL_MODES, NETWORK_MODES, ROLES, BootSpec,
                                ImageSpec, LabSpec, NetworkSpec, NicSpec, NodeSpec)
+from labvirt.core.repositories import load_repositories
 from labvirt.core.subnets import default_range, host_bits_hint, range_problem
 from labvirt.core.units import MiB, TiB
 
@@ -302,7 +303,8 @@ def _load_image(t: Table, stem: str) -> ImageSpec:
         root_password=password, ssh_keys=t.str_list("ssh_keys"), kernel_args=t.str_list("kernel_args"),
         disable_services=t.str_list("disable_services"), selinux=selinux, packages=t.str_list("packages"),
         run=t.str_list("run"), write=tuple(write),
-        identity=t.str("identity", default="cloud-init", choices=("cloud-init", "virt-customize")), file=t.file)
+        identity=t.str("identity", default="cloud-init", choices=("cloud-init", "virt-customize")),
+        **load_repositories(t), file=t.file)
     t.done()
     return image
 

@@ -20,6 +20,9 @@ DOMAIN_TYPES = ("auto", "kvm", "qemu")
 DEFAULT_POOL_DIR = "/var/lib/libvirt/images/labvirt"   # [storage] pool_dir when lab.toml gives none
 
 
+UNHASHED_DEFAULT = {"hash_unless_set": True}   # field metadata: a field added later leaves earlier hashes alone
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     name: str
@@ -82,6 +85,20 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class PackageRepositorySpec:
+    """A package repository used while an image is built (see labvirt.core.repositories)."""
+
+    name: str                         # file name inside the guest: labvirt-NAME.repo / labvirt-NAME.list
+    kind: str = "yum"                 # "yum" (yum and dnf: RHEL, CentOS, Fedora) | "apt" (Debian, Ubuntu)
+    url: str = ""                     # yum: baseurl; apt: the archive's URI
+    gpgcheck: bool = True             # yum
+    gpgkey: str | None = None         # yum: URL of the signing key (file:///etc/pki/rpm-gpg/... inside the guest)
+    suite: str = ""                   # apt: e.g. "bookworm"
+    components: tuple[str, ...] = ()  # apt: e.g. ("main",)
+    trusted: bool = False             # apt: [trusted=yes] (no signature check)
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """A golden-image recipe (see labvirt.ops.images for how it is built)."""
 
@@ -99,6 +116,10 @@ class ImageSpec:
     run: tuple[str, ...] = ()
     write: tuple[tuple[str, str], ...] = ()   # (path, content)
     identity: str = "cloud-init"      # how per-node identity is delivered: cloud-init | virt-customize
+    # Package repositories while building ([[package_repository]]); see labvirt.core.repositories
+    package_repositories: tuple[PackageRepositorySpec, ...] = field(default=(), metadata=UNHASHED_DEFAULT)
+    disable_template_repositories: bool = field(default=False, metadata=UNHASHED_DEFAULT)
+    keep_package_repositories: bool = field(default=True, metadata=UNHASHED_DEFAULT)
     file: str = ""
 
 
@@ -142,9 +163,6 @@ def _plain(value):
     if isinstance(value, (IPv4Address, IPv4Network)):
         return str(value)
     return value
-
-
-UNHASHED_DEFAULT = {"hash_unless_set": True}   # field metadata: a field added later leaves earlier hashes alone
 
 
 def spec_hash(value) -> str:

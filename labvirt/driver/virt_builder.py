@@ -16,6 +16,7 @@ import shlex
 import stat
 from collections.abc import Callable, Mapping
 
+from labvirt.core import repositories
 from labvirt.core.cloudinit import identity_files
 from labvirt.core.crypt import sha512_crypt
 from labvirt.core.desired import DesiredLab
@@ -162,6 +163,7 @@ def customize_options(image: ImageSpec, password_file: str, hostname: str | None
     for key in image.ssh_keys:
         kind = "file" if key.startswith(("/", "~")) else "string"
         opts += ["--ssh-inject", f"root:{kind}:{os.path.expanduser(key) if kind == 'file' else key}"]
+    opts += repositories.before_install(image)       # the recipe's package repositories, before --install
     if image.packages:
         opts += ["--install", ",".join(image.packages)]
     for path, content in image.write:
@@ -171,9 +173,13 @@ def customize_options(image: ImageSpec, password_file: str, hostname: str | None
     if image.kernel_args:
         args = _perl_literal(" ".join(image.kernel_args))
         opts += ["--edit", f'/etc/default/grub:s{{^GRUB_CMDLINE_LINUX="}}{{GRUB_CMDLINE_LINUX="{args} }}',
-                 "--run-command", "grub2-mkconfig -o /boot/grub2/grub.cfg"]
+                 "--run-command", "grub2-mkconfig -o /boot/grub2/grub.cfg",
+                 # EL8+ boot entries (BootLoaderSpec) keep their own kernel line: grubby edits them
+                 "--run-command", "if command -v grubby >/dev/null 2>&1; then grubby --update-kernel=ALL "
+                                  f"--args={shlex.quote(' '.join(image.kernel_args))}; fi"]
     for service in image.disable_services:
         opts += ["--run-command", f"systemctl disable {shlex.quote(service)}"]
+    opts += repositories.at_the_end(image)           # keep_package_repositories = false: removed again
     if image.selinux:
         opts += ["--edit", f"/etc/selinux/config:s/^SELINUX=.*/SELINUX={image.selinux}/"]
         if image.selinux != "disabled":
