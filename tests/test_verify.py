@@ -54,6 +54,18 @@ def test_the_shipped_stages_parse_and_name_their_snapshots(example):
     assert any(c.kind == "ping" for c in stages["pre-packstack"].checks)
 
 
+def test_checks_chosen_by_image_recipe():
+    """The shipped stages turn NetworkManager off only where the course's CentOS 7 recipe is used."""
+    from dataclasses import replace
+
+    d = desired_of("standard")
+    check = stage("[[check]]\nname = 'nm'\nnodes = ['image:centos7']\nservice = 'NetworkManager'\n").checks[0]
+    assert ck.select_nodes(check, d, "f") == []                       # the default recipe: centos-stream9
+    seven = next(g for g in desired_of("standard").images if g.name == "centos-stream9")
+    d7 = replace(d, images=(replace(seven, name="centos7"),))
+    assert ck.select_nodes(check, d7, "f") == [x.key for x in d.domains]
+
+
 BAD_STAGES = [
     ("[[check]]\nname = 'x'\n", "check[0].name", "exactly one of run, service"),
     ("[[check]]\nname = 'x'\nrun = 'true'\nservice = 'sshd'\n", "check[0].service", "exactly one of"),
@@ -225,7 +237,7 @@ def test_verify_on_the_simulator_runs_nothing_and_says_what_would_have_run():
     assert report["outcome"] == "not verified" and report["holds"] is False and report["simulated"]
     assert report["snapshot"] == "pre-packstack"
     assert {x["status"] for x in report["results"]} <= {"simulated", "skipped"}
-    assert report["counts"]["passed"] == 0 and report["counts"]["simulated"] >= 20
+    assert report["counts"]["passed"] == 0 and report["counts"]["simulated"] >= 16
     hostname = next(x for x in report["results"] if x["check"] == "hostname" and x["node"] == "controller")
     assert hostname["command"] == "ssh root@192.168.122.100 -- sh -c 'hostname -s'"
     assert "simulator" in hostname["detail"]
@@ -370,9 +382,9 @@ def test_the_shipped_pre_packstack_stage_holds_on_guests_that_are_as_expected(tm
     seen = []
     report = run_stage(s, load_stage(ROOT, "pre-packstack"), workers=4, on_result=seen.append)
     assert report["outcome"] == "holds", json.dumps(report["results"], indent=1)
-    assert report["counts"] == {"passed": 20, "failed": 0, "error": 0, "skipped": 1, "simulated": 0}
+    assert report["counts"] == {"passed": 16, "failed": 0, "error": 0, "skipped": 1, "simulated": 0}   # NetworkManager: centos7 nodes only
     assert statuses(report)[("compute", "nested virtualisation")][0] == "skipped"
-    assert len(seen) == 21 and not report["simulated"]
+    assert len(seen) == 17 and not report["simulated"]
 
 
 def test_what_is_wrong_on_a_guest_is_reported_per_node_and_check(tmp_path, monkeypatch):
@@ -447,7 +459,7 @@ def test_verify_through_the_cli_with_the_ssh_stand_in(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["outcome"] == "holds" and report["uri"] == "test:///default"
-    assert report["counts"]["passed"] >= 20 and report["counts"]["failed"] == 0
+    assert report["counts"]["passed"] >= 16 and report["counts"]["failed"] == 0
     r = run_cli("verify", "pre-packstack", "-C", ROOT, "-c", "test:///default", "--node", "controller", env=env)
     assert r.returncode == 0 and "stage pre-packstack holds" in r.stdout
 

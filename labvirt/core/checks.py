@@ -10,7 +10,7 @@ A stage file:
 
     [[check]]
     name = "hostname"
-    nodes = ["all"]                   # node names and "role:ROLE"; default every node
+    nodes = ["all"]                   # node names, "role:ROLE" and "image:RECIPE"; default every node
     run = "hostname -s"               # kinds: run | service | file | port | ping | resolves | addresses
     output = "^{node}$"
 
@@ -183,8 +183,8 @@ def _parse_check(t: Table, stage_timeout: float) -> CheckSpec:
     kind = kinds[0]
     nodes = t.str_list("nodes", default=("all",)) or ("all",)
     for sel in nodes:
-        if sel != "all" and not (sel.startswith("role:") or NAME_RE.match(sel)):
-            t.fail("nodes", f"{sel!r}: a node name, 'role:ROLE' or 'all'")
+        if sel != "all" and not (sel.startswith(("role:", "image:")) or NAME_RE.match(sel)):
+            t.fail("nodes", f"{sel!r}: a node name, 'role:ROLE', 'image:RECIPE' or 'all'")
     common = dict(name=name, kind=kind, nodes=tuple(nodes), timeout=_seconds(t, "timeout", stage_timeout),
                   when=t.str("when", choices=WHEN))
     if kind == "run":
@@ -220,12 +220,16 @@ def _parse_check(t: Table, stage_timeout: float) -> CheckSpec:
 def select_nodes(check: CheckSpec, desired: DesiredLab, file: str) -> list[str]:
     keys = [d.key for d in desired.domains]
     roles = {d.key: d.role for d in desired.domains}
+    recipe_of = {g.path: g.name for g in desired.images}
+    images = {v.node: recipe_of.get(v.backing or "") for v in desired.volumes if v.kind == "disk"}
     chosen = []
     for sel in check.nodes:
         if sel == "all":
             chosen += keys
         elif sel.startswith("role:"):
             chosen += [k for k in keys if roles[k] == sel[5:]]
+        elif sel.startswith("image:"):       # nodes whose disk comes from that recipe (none: no such node)
+            chosen += [k for k in keys if images.get(k) == sel[6:]]
         elif sel in keys:
             chosen.append(sel)
         else:
@@ -434,6 +438,12 @@ def cell(statuses: list[str]) -> str:
     return SKIPPED
 
 
+def _no_runs(report: dict) -> str | None:
+    """A check with no results for a copy: none when the copy could not be checked, else skipped (it
+    selects no node of this lab, e.g. `nodes = ["image:centos7"]` on a lab of another recipe)."""
+    return None if report.get("error") else SKIPPED
+
+
 def class_matrix(stage: StageSpec, reports: list[dict]) -> dict:
     """Student x check: per cell the worst status over the student's nodes; per student the lines that
     say where the lab is not what the stage expects."""
@@ -447,7 +457,7 @@ def class_matrix(stage: StageSpec, reports: list[dict]) -> dict:
             if res["status"] in (FAILED, ERROR):
                 behind.append(f"{res['node']}: {res['check']}: {res['detail']}")
         rows.append({"student": r["student"], "host": r.get("host", ""), "outcome": r.get("outcome", FAILS),
-                     "error": r.get("error"), "cells": {n: cell(by_check[n]) if by_check[n] else None for n in names},
+                     "error": r.get("error"), "cells": {n: cell(by_check[n]) if by_check[n] else _no_runs(r) for n in names},
                      "behind": behind if not r.get("error") else [r["error"]]})
     holding = sum(1 for row in rows if row["outcome"] == HOLDS)
     return {"lab": reports[0]["lab"] if reports else "", "stage": stage.name, "snapshot": stage.snapshot,
