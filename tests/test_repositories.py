@@ -58,13 +58,19 @@ def test_the_course_replica_uses_the_vault_and_the_default_needs_no_override(lab
     assert {n.image for n in load_lab(EXAMPLES[lab]).nodes} == {"centos-stream9"}
 
 
-def test_the_scaffold_ships_the_same_recipes():
+def test_the_scaffold_is_the_standard_lab():
+    """`labvirt init` writes the repository's standard lab (recipes, nodes, networks, stages), named anew."""
     from labvirt import scaffold
 
-    here = os.path.join(os.path.dirname(scaffold.__file__), "images")
-    for name in ("centos-stream9.toml", "centos7.toml"):
-        with open(os.path.join(here, name)) as a, open(os.path.join(EXAMPLES["standard"], "images", name)) as b:
-            assert a.read() == b.read()
+    here = os.path.dirname(scaffold.__file__)
+    root = EXAMPLES["standard"]
+    for sub in ("domains", "networks", "images", "checks"):
+        assert sorted(os.listdir(os.path.join(here, sub))) == sorted(os.listdir(os.path.join(root, sub)))
+        for name in os.listdir(os.path.join(root, sub)):
+            with open(os.path.join(here, sub, name)) as a, open(os.path.join(root, sub, name)) as b:
+                assert a.read() == b.read(), f"scaffold/{sub}/{name}"
+    with open(os.path.join(here, "lab.toml")) as a, open(os.path.join(root, "lab.toml")) as b:
+        assert a.read() == b.read().replace('name = "openstack"', 'name = "LABNAME"')
 
 
 # -- files ------------------------------------------------------------------------------------
