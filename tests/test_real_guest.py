@@ -13,6 +13,7 @@ AHCI driver) reads as well as the generic one; see bench/README.md, "Real guest 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -27,9 +28,10 @@ from .support.debian_guest import KitUnavailable, debian_kit
 
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]
 
-SUBNET = "10.254.61"
+SUBNET = "10.232.61"
 NODES = {"alpha": f"{SUBNET}.11", "beta": f"{SUBNET}.12"}
 KERNELS = {"alpha": "cloud", "beta": "generic"}     # one lab boots both of Debian's kernels
+ROLES = {"alpha": "controller", "beta": "compute"}  # packstack run needs a controller
 BOOT_TO_SSH = 600          # seconds: the bound for both guests together (software emulation, 2 cores)
 
 
@@ -76,10 +78,10 @@ def debian_lab(tmp_path_factory, netns, daemon):
         pytest.skip(f"cannot build the Debian guest kit here: {e}")
     base = tmp_path_factory.mktemp("debian-lab")
     state = str(base / "state")
-    name = "lvdeb" + os.urandom(3).hex()
+    name = "lvgdeb" + os.urandom(3).hex()
     boots = {node: kit.boot(KERNELS[node]) for node in NODES}
     nodes = {node: f'''
-        role = "generic"
+        role = "{ROLES[node]}"
         vcpus = 1
         memory = "768MiB"
         disk = "4GiB"
@@ -216,6 +218,60 @@ def test_revert_gives_back_the_files_a_working_ssh_and_the_hosts_clock(debian_la
     assert rest == [], "the file made after the snapshot is still there"
     assert abs(int(guest_now) - host_now) <= 2, f"guest clock {guest_now}, host {host_now:.0f}"
     assert cli(lab, state, "snapshot", "delete", "pre-packstack").returncode == 0
+
+
+RUN_OK = """set -e
+test "$LABVIRT_CONTROLLER" = "{controller}"
+# LABVIRT_SSH is an argv prefix in shell quoting: eval it with the remote command as one word
+sha256sum < "$LABVIRT_ANSWERS" | eval "$LABVIRT_SSH 'cat > /root/answers.sha256'"
+"""
+RUN_FAIL = """set -e
+eval "$LABVIRT_SSH 'touch /root/made-by-the-failing-run'"
+echo "the installer fails here" >&2
+exit 3
+"""
+
+
+def _snapshots(lab, state):
+    r = cli(lab, state, "snapshot", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    return {s["name"]: s["complete"] for s in json.loads(r.stdout)["snapshots"]}
+
+
+def test_packstack_run_command_works_on_the_controller_and_reverts_on_failure(debian_lab, tmp_path):
+    """`packstack run --command`: the command reaches the controller through LABVIRT_SSH (the answer
+    file's hash lands there), snapshots pre/post-packstack are taken; a failing command with
+    --revert-on-failure brings the guests back to pre-packstack, with ssh working at once."""
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    ok_script, fail_script = tmp_path / "ok.sh", tmp_path / "fail.sh"
+    ok_script.write_text(RUN_OK.format(controller=NODES["alpha"]))
+    fail_script.write_text(RUN_FAIL)
+
+    r = labvirt_in_netns(lab, state, "packstack", "run", "--command", f"sh {ok_script}", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the answer file labvirt handed the command (LABVIRT_ANSWERS): kept in the lab copy's state
+    with open(os.path.join(state, "labs", debian_lab["name"], "_lab", "packstack", "answers.txt"), "rb") as f:
+        text = f.read()
+    assert f"CONFIG_CONTROLLER_HOST={NODES['alpha']}\n".encode() in text
+    assert f"CONFIG_COMPUTE_HOSTS={NODES['beta']}\n".encode() in text
+    r = guest_ssh(lab, state, "alpha", ["cat", "/root/answers.sha256"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == hashlib.sha256(text).hexdigest()
+    assert _snapshots(lab, state) == {"pre-packstack": True, "post-packstack": True}
+
+    # pre-packstack (kept from the run above) is older than these files: a revert to it removes them
+    assert guest_ssh(lab, state, "beta", ["touch", "/root/made-before-the-failing-run"]).returncode == 0
+    r = labvirt_in_netns(lab, state, "packstack", "run", "--command", f"sh {fail_script}", "--revert-on-failure",
+                         timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the installer fails here" in r.stderr and "reverted to pre-packstack" in r.stderr, r.stderr
+    for node, path in (("alpha", "/root/made-by-the-failing-run"), ("beta", "/root/made-before-the-failing-run"),
+                       ("alpha", "/root/answers.sha256")):
+        r = guest_ssh(lab, state, node, [f"test -e {path} && echo still-there || echo gone"], timeout=30)
+        assert r.returncode == 0, r.stderr                  # ssh works right after the revert
+        assert r.stdout.strip() == "gone", (node, path)
+    for name in ("post-packstack", "pre-packstack"):
+        assert cli(lab, state, "snapshot", "delete", name).returncode == 0
 
 
 def test_root_password_works_on_the_serial_console(debian_lab):
