@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ SUBNET = "10.232.61"
 NODES = {"alpha": f"{SUBNET}.11", "beta": f"{SUBNET}.12"}
 KERNELS = {"alpha": "cloud", "beta": "generic"}     # one lab boots both of Debian's kernels
 ROLES = {"alpha": "controller", "beta": "compute"}  # packstack run needs a controller
+DOMAIN = "lvg.test"                                 # the lab network's DNS domain
 BOOT_TO_SSH = 600          # seconds: the bound for both guests together (software emulation, 2 cores)
 
 
@@ -97,7 +99,7 @@ def debian_lab(tmp_path_factory, netns, daemon):
         ''' for node, address in NODES.items()}
     # NAT: the default route and DNS go through the gateway (libvirt's dnsmasq). The namespace has no
     # uplink, so nothing the guests send can leave it.
-    lab = write_lab(base / "lab", name, networks={"lan": f'mode = "nat"\nsubnet = "{SUBNET}.0/24"\n'},
+    lab = write_lab(base / "lab", name, networks={"lan": f'mode = "nat"\nsubnet = "{SUBNET}.0/24"\ndomain = "{DOMAIN}"\n'},
                     nodes=nodes, lab_extra=f'domain_type = "qemu"\n[storage]\npool_dir = "{base / "pool"}"\n')
     import libvirt
 
@@ -184,6 +186,40 @@ def test_default_route_and_dns_through_the_networks_gateway(debian_lab):
         assert r.returncode == 0 and f"via {SUBNET}.1 dev eth0" in r.stdout, r.stdout + r.stderr
         r = guest_ssh(lab, state, node, ["cat", "/etc/resolv.conf"])
         assert r.returncode == 0 and f"nameserver {SUBNET}.1" in r.stdout, r.stdout + r.stderr
+
+
+# A raw DNS query (A record) to the first nameserver in /etc/resolv.conf: /etc/hosts, which names
+# every node already, is never read. Prints "NAMESERVER RCODE ANSWERS ADDRESS".
+DNS_QUERY = r"""
+import socket, struct, sys
+ns = next(l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver"))
+q = struct.pack(">6H", 0x4c56, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[1].split(".")) + b"\0" + struct.pack(">2H", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(q, (ns, 53))
+r = s.recv(512)
+answers = struct.unpack(">H", r[6:8])[0]
+print(ns, r[3] & 15, answers, ".".join(map(str, r[-4:])) if answers else "-")
+"""
+
+
+def test_the_lab_networks_dnsmasq_answers_the_nodes_names(debian_lab):
+    """Static guests never lease: the names come from the network's <dns><host> entries. Asked
+    directly of the gateway's dnsmasq, bypassing /etc/hosts; and the name with the network's domain."""
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    for name, want in (("beta", NODES["beta"]), (f"alpha.{DOMAIN}", NODES["alpha"])):
+        r = guest_ssh(lab, state, "alpha", ["python3", "-c", shlex.quote(DNS_QUERY), name])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.split() == [f"{SUBNET}.1", "0", "1", want], (name, r.stdout)
+
+
+def test_a_second_up_changes_nothing(debian_lab):
+    """What labvirt wrote (the DNS hosts among it) reads back from the real daemon without a diff."""
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    r = cli(lab, state, "up")
+    assert r.returncode == 0, r.stderr
+    assert "nothing to do" in r.stderr, r.stderr
 
 
 def test_ansible_reaches_every_node_with_labvirts_inventory(debian_lab, tmp_path):

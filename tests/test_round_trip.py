@@ -108,6 +108,9 @@ def test_networks_pools_volumes_domains_survive_libvirt(desired):
         for net in desired.networks:
             back = conn.networkDefineXML(tostring(render_network(net)))
             _check(net, parse_network(back.XMLDesc(0)), NETWORK)
+            # <dns><host> is derived from the hosts (and the domain): read back as written
+            names = {str(h.ip): (h.hostname, *([f"{h.hostname}.{net.domain}"] if net.domain else [])) for h in net.hosts}
+            assert sorted(parse_network(back.XMLDesc(0)).dns_hosts) == sorted(names.items())
         pool = conn.storagePoolDefineXML(tostring(render_pool(desired.pool)))
         _check(desired.pool, parse_pool(pool.XMLDesc(0)), POOL)
         pool.create()

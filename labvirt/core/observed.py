@@ -106,6 +106,7 @@ class ObservedNetwork:
     addresses: tuple[str, ...] = ()        # "192.168.1.1/24"
     hosts: tuple[ObservedHost, ...] = ()
     forward: str | None = None
+    dns_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (ip, hostnames) from <dns><host>
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,14 @@ def parse_network(text: str, active: bool = False, autostart: bool = False) -> O
     return ObservedNetwork(name=root.findtext("name"), uuid=root.findtext("uuid"), owner=parse_owner(root),
                            active=active, autostart=autostart, bridge=bridge.get("name") if bridge is not None else None,
                            addresses=tuple(addresses), hosts=tuple(hosts),
-                           forward=fwd.get("mode", "nat") if fwd is not None else None)
+                           forward=fwd.get("mode", "nat") if fwd is not None else None,
+                           dns_hosts=parse_dns_hosts(root))
+
+
+def parse_dns_hosts(root: etree._Element) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The pair of render.render_dns_hosts: (ip, hostnames) per <dns><host>."""
+    return tuple((h.get("ip", ""), tuple(n.text or "" for n in h.findall("hostname")))
+                 for h in root.findall("dns/host"))
 
 
 def parse_volume(text: str) -> ObservedVolume:
