@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from labvirt.core import class_layout as cr
@@ -19,7 +19,8 @@ from labvirt.core.capacity import host_capacity, needs_of
 from labvirt.core.desired import HostParams, desire
 from labvirt.core.errors import LabvirtError
 from labvirt.ops.parallel import each
-from labvirt.ops.session import _finish, host_params, host_verdict, lab_lock, open_driver, plan_up_for, resolve_uri
+from labvirt.ops.session import (_finish, base_image_formats, host_params, host_verdict, lab_lock, open_driver,
+                                 plan_up_for, resolve_uri)
 from labvirt.core.spec import LabSpec
 
 INNER_WORKERS = 4     # concurrent libvirt operations inside one student's lab
@@ -64,7 +65,9 @@ class Classroom:
                 d = open_driver(uri)
                 self._stack.callback(_finish, d)
                 self._drivers[uri] = d
-                self._params[uri] = host_params(self.spec, host_verdict(d))
+                # as a single lab's session: base images' formats read from their headers
+                self._params[uri] = replace(host_params(self.spec, host_verdict(d)),
+                                            base_image_formats=base_image_formats(self.spec))
             return self._drivers[uri]
 
     def params(self, uri: str) -> HostParams:
