@@ -1,8 +1,8 @@
 """A real Debian 12 lab, brought up and torn down only through labvirt's CLI, checked over ssh.
 
-The guests (tests/support/debian_guest.py) boot Debian's kernels directly (the node's [boot] table:
-alpha the cloud kernel, beta the generic one) from qcow2 overlays of the kit's disk, read labvirt's NoCloud seed with real cloud-init, and
-sit on one isolated network with static addresses. The libvirtd runs in a private network namespace
+The guests (tests/support/debian_lab.py) boot Debian's kernels directly (the node's [boot] table:
+alpha the cloud kernel, beta the generic one) from qcow2 overlays of the kit's disk, read labvirt's
+NoCloud seed with real cloud-init, and sit on one NAT network with static addresses. The libvirtd runs in a private network namespace
 (scripts/libvirtd-up); ssh, and so `labvirt ssh`, runs inside it. The lab is brought up once per
 module (both guests boot concurrently: labvirt starts them together) and destroyed at the end, also
 when a check fails.
@@ -23,84 +23,32 @@ import time
 
 import pytest
 
-from .conftest import ROOT, run_cli, write_lab
+from .conftest import run_cli
 from .support import netns as ns
-from .support.debian_guest import KitUnavailable, debian_kit
+from .support.debian_lab import DebianNode, cli, guest_ssh, lab_objects, labvirt_in_netns, require_kit, write_debian_lab
 
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]
 
 SUBNET = "10.232.61"
-NODES = {"alpha": f"{SUBNET}.11", "beta": f"{SUBNET}.12"}
-KERNELS = {"alpha": "cloud", "beta": "generic"}     # one lab boots both of Debian's kernels
-ROLES = {"alpha": "controller", "beta": "compute"}  # packstack run needs a controller
+# one lab boots both of Debian's kernels; packstack run needs a controller
+NODES_SPEC = {"alpha": DebianNode(f"{SUBNET}.11", kernel="cloud", role="controller"),
+              "beta": DebianNode(f"{SUBNET}.12", kernel="generic", role="compute")}
+NODES = {node: n.address for node, n in NODES_SPEC.items()}
 DOMAIN = "lvg.test"                                 # the lab network's DNS domain
 BOOT_TO_SSH = 600          # seconds: the bound for both guests together (software emulation, 2 cores)
-
-
-def labvirt_in_netns(lab, state, *args, command=(), timeout=120):
-    """`python -m labvirt ARGS` inside the daemon's network namespace, so its ssh reaches the guests.
-
-    start_new_session: no controlling terminal, so an ssh that falls back to a password prompt fails
-    at once instead of waiting on a terminal (labvirt ssh sets neither BatchMode nor a timeout).
-    """
-    env = dict(os.environ, LABVIRT_STATE_DIR=state, PYTHONPATH=ROOT)
-    argv = ns.in_netns([sys.executable, "-m", "labvirt", *args, "-C", lab, "-c", "qemu:///system",
-                        *(["--", *command] if command else [])])
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                              timeout=timeout, start_new_session=True)
-    except subprocess.TimeoutExpired as e:
-        return subprocess.CompletedProcess(argv, 124, e.stdout or "", f"timed out after {timeout} s")
-
-
-def guest_ssh(lab, state, node, command, timeout=60):
-    # `labvirt ssh NODE [options] -- CMD`: everything after `--` is the remote command
-    return labvirt_in_netns(lab, state, "ssh", node, command=command, timeout=timeout)
-
-
-def cli(lab, state, *args):
-    return run_cli(*args, "-C", lab, "-c", "qemu:///system", env={"LABVIRT_STATE_DIR": state})
-
-
-def _lab_objects(conn, name):
-    doms = [d.name() for d in conn.listAllDomains() if d.name().startswith(f"{name}-")]
-    nets = [n.name() for n in conn.listAllNetworks() if n.name().startswith(f"{name}-")]
-    pools = [p.name() for p in conn.listAllStoragePools() if p.name() == f"labvirt-{name}"]
-    return doms, nets, pools
 
 
 @pytest.fixture(scope="module")
 def debian_lab(tmp_path_factory, netns, daemon):
     """The lab, up and reachable over ssh: {lab, state, name, kit, bridge, pool_dir, ready}."""
-    try:
-        kit = debian_kit()
-    except KitUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must build the Debian guest kit: {e}")
-        pytest.skip(f"cannot build the Debian guest kit here: {e}")
+    kit = require_kit()
     base = tmp_path_factory.mktemp("debian-lab")
     state = str(base / "state")
     name = "lvgdeb" + os.urandom(3).hex()
-    boots = {node: kit.boot(KERNELS[node]) for node in NODES}
-    nodes = {node: f'''
-        role = "{ROLES[node]}"
-        vcpus = 1
-        memory = "768MiB"
-        disk = "4GiB"
-        base_image = "{kit.disk}"
-        seed = true
-        [boot]
-        kernel = "{boots[node]['kernel']}"
-        initrd = "{boots[node]['initrd']}"
-        cmdline = "{boots[node]['cmdline']}"
-        [[nic]]
-        network = "lan"
-        address = "{address}"
-        ''' for node, address in NODES.items()}
     # NAT: the default route and DNS go through the gateway (libvirt's dnsmasq). The namespace has no
     # uplink, so nothing the guests send can leave it.
-    lab = write_lab(base / "lab", name, networks={"lan": f'mode = "nat"\nsubnet = "{SUBNET}.0/24"\ndomain = "{DOMAIN}"\n'},
-                    nodes=nodes, lab_extra=f'domain_type = "qemu"\n[storage]\npool_dir = "{base / "pool"}"\n')
+    lab = write_debian_lab(base / "lab", name, kit, NODES_SPEC, subnet=f"{SUBNET}.0/24", pool_dir=str(base / "pool"),
+                           domain=DOMAIN)
     import libvirt
 
     info = {"lab": lab, "state": state, "name": name, "kit": kit, "pool_dir": str(base / "pool"), "ready": {}}
@@ -129,7 +77,7 @@ def debian_lab(tmp_path_factory, netns, daemon):
         info["destroy"] = r
         conn = libvirt.open("qemu:///system")
         try:
-            left = _lab_objects(conn, name)
+            left = lab_objects(conn, name)
         finally:
             conn.close()
         assert r.returncode == 0, r.stderr
@@ -396,7 +344,7 @@ def test_destroy_leaves_nothing(debian_lab, request):
     assert r.returncode == 0, r.stderr
     conn = libvirt.open("qemu:///system")
     try:
-        doms, nets, pools = _lab_objects(conn, name)
+        doms, nets, pools = lab_objects(conn, name)
         vols = [v.name() for p in conn.listAllStoragePools() for v in (p.listAllVolumes() if p.isActive() else [])
                 if v.path().startswith(debian_lab["pool_dir"])]
     finally:

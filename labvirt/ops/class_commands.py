@@ -202,6 +202,19 @@ class Classroom:
         engine.apply(p.Plan(tuple(actions), blockers), driver, workers=INNER_WORKERS)
         return "rebuilt: " + self.up(student)
 
+    def wait(self, student: str, timeout: float) -> str:
+        """`--wait`: the single-lab wait (ops.nodes.wait_ready) on the student's copy, bounded by `timeout`."""
+        import time
+
+        from labvirt.ops.nodes import wait_ready
+        from labvirt.ops.session import Session
+
+        copy, driver, params = self._target(student)
+        session = Session(spec=self.spec, copy=copy, uri=self.record.host(student), driver=driver, host=params)
+        started = time.monotonic()
+        reached = wait_ready(session, session.desired(), timeout)
+        return f"{len(reached)} nodes ready after {time.monotonic() - started:.0f}s"
+
     def snapshot(self, student: str, name: str, description: str = "") -> str:
         from labvirt.ops import snapshots
 
