@@ -23,7 +23,7 @@ import pytest
 
 from ..conftest import ROOT, run_cli, write_lab
 from . import netns as ns
-from .debian_guest import DebianKit, KitUnavailable, debian_kit
+from .debian_guest import DebianKit, KitUnavailable, VirtBuilderRepo, debian_kit, debian_repo
 
 URI = "qemu:///system"
 
@@ -42,9 +42,22 @@ def require_kit() -> DebianKit:
     try:
         return debian_kit()
     except KitUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must build the Debian guest kit: {e}")
-        pytest.skip(f"cannot build the Debian guest kit here: {e}")
+        _unavailable(e)
+
+
+def require_repo() -> VirtBuilderRepo:
+    """The kit as a local virt-builder repository; skips (fails in CI) as require_kit."""
+    kit = require_kit()
+    try:
+        return debian_repo(kit)
+    except KitUnavailable as e:
+        _unavailable(e)
+
+
+def _unavailable(e: Exception):
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must build the Debian guest kit: {e}")
+    pytest.skip(f"cannot build the Debian guest kit here: {e}")
 
 
 def write_debian_lab(directory, name: str, kit: DebianKit, nodes: dict[str, DebianNode], subnet: str,
