@@ -106,7 +106,6 @@ class ObservedNetwork:
     addresses: tuple[str, ...] = ()        # "192.168.1.1/24"
     hosts: tuple[ObservedHost, ...] = ()
     forward: str | None = None
-    dns_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (ip, hostnames) from <dns><host>
 
 
 @dataclass(frozen=True)
@@ -201,14 +200,7 @@ def parse_network(text: str, active: bool = False, autostart: bool = False) -> O
     return ObservedNetwork(name=root.findtext("name"), uuid=root.findtext("uuid"), owner=parse_owner(root),
                            active=active, autostart=autostart, bridge=bridge.get("name") if bridge is not None else None,
                            addresses=tuple(addresses), hosts=tuple(hosts),
-                           forward=fwd.get("mode", "nat") if fwd is not None else None,
-                           dns_hosts=parse_dns_hosts(root))
-
-
-def parse_dns_hosts(root: etree._Element) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """The pair of render.render_dns_hosts: (ip, hostnames) per <dns><host>."""
-    return tuple((h.get("ip", ""), tuple(n.text or "" for n in h.findall("hostname")))
-                 for h in root.findall("dns/host"))
+                           forward=fwd.get("mode", "nat") if fwd is not None else None)
 
 
 def parse_volume(text: str) -> ObservedVolume:
@@ -227,3 +219,9 @@ def parse_pool(text: str, active: bool = False, autostart: bool = False,
     root = _xml(text)
     return ObservedPool(name=root.findtext("name"), uuid=root.findtext("uuid"), active=active, autostart=autostart,
                         path=root.findtext("target/path"), volumes=volumes)
+
+
+def parse_dns_hosts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A network's <dns><host> entries, (ip, hostnames) each: the pair of render.render_dns_hosts."""
+    return tuple((h.get("ip", ""), tuple(n.text or "" for n in h.findall("hostname")))
+                 for h in _xml(text).findall("dns/host"))
