@@ -155,6 +155,20 @@ def test_one_students_failure_is_isolated(tmp_path):
     assert {"cls-s01-alpha", "cls-s01-beta", "cls-s03-alpha", "cls-s03-beta", "cls-s02-alpha"} == set(doms)
 
 
+def test_class_up_and_rebuild_wait_for_each_students_nodes(tmp_path):
+    """--wait runs the single-lab wait on each student's copy (the real guests: test_real_guest_class)."""
+    lab = small_lab(tmp_path, name="cw")
+    sim.create_host("w", cpus=64, memory=256 * GiB, disk=4096 * GiB)
+    r = run_cli("class", "up", "-n", "2", "--wait", "--timeout", "30", "-C", lab, "-c", "sim:///w")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("2 nodes ready after") == 2, r.stderr
+    r = run_cli("class", "rebuild", "-s", "s02", "--wait", "-C", lab, "-c", "sim:///w")
+    assert r.returncode == 0, r.stderr
+    assert "s02: rebuilt: " in r.stderr and "2 nodes ready after" in r.stderr, r.stderr
+    r = run_cli("class", "up", "-n", "2", "--no-start", "--wait", "-C", lab, "-c", "sim:///w")
+    assert r.returncode == 0 and "ready after" not in r.stderr, r.stderr     # nothing started, nothing to wait for
+
+
 def class_on_hosts_a_and_b(lab, pool):
     """Give the lab a [class] table: subnet pool `pool`, simulated hosts a and b."""
     with open(os.path.join(lab, "lab.toml"), "a") as f:

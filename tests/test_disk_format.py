@@ -52,3 +52,16 @@ def test_a_format_libvirt_cannot_back_an_overlay_with_is_refused(tmp_path):
     vmdk.write_bytes(b"KDMV" + b"\x00" * 508)
     with pytest.raises(SpecError, match=r"base_image: .*old.vmdk is a vmdk image; allowed: qcow2 or raw"):
         base_image_formats(_lab(tmp_path, vmdk))
+
+
+def test_class_mode_reads_the_formats_too(tmp_path):
+    """Each student's overlay is backed as the header says, as in a single lab (a raw file stays raw)."""
+    from labvirt.driver import simulator as sim
+    from labvirt.ops.class_commands import Classroom
+
+    raw = tmp_path / "disk.qcow2"
+    raw.write_bytes(b"\x00" * 4096)
+    spec = _lab(tmp_path, raw)
+    sim.create_host("fmt", cpus=8, memory=16 * 2**30, disk=100 * 2**30)
+    with Classroom(spec, "sim:///fmt") as c:
+        assert c.params("sim:///fmt").base_image_formats == ((str(raw), "raw"),)

@@ -1,8 +1,8 @@
 """A real Debian 12 lab, brought up and torn down only through labvirt's CLI, checked over ssh.
 
-The guests (tests/support/debian_guest.py) boot Debian's kernels directly (the node's [boot] table:
-alpha the cloud kernel, beta the generic one) from qcow2 overlays of the kit's disk, read labvirt's NoCloud seed with real cloud-init, and
-sit on one isolated network with static addresses. The libvirtd runs in a private network namespace
+The guests (tests/support/debian_lab.py) boot Debian's kernels directly (the node's [boot] table:
+alpha the cloud kernel, beta the generic one) from qcow2 overlays of the kit's disk, read labvirt's
+NoCloud seed with real cloud-init, and sit on one NAT network with static addresses. The libvirtd runs in a private network namespace
 (scripts/libvirtd-up); ssh, and so `labvirt ssh`, runs inside it. The lab is brought up once per
 module (both guests boot concurrently: labvirt starts them together) and destroyed at the end, also
 when a check fails.
@@ -13,90 +13,42 @@ AHCI driver) reads as well as the generic one; see bench/README.md, "Real guest 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 
 import pytest
 
-from .conftest import ROOT, run_cli, write_lab
+from .conftest import run_cli
 from .support import netns as ns
-from .support.debian_guest import KitUnavailable, debian_kit
+from .support.debian_lab import DebianNode, cli, guest_ssh, lab_objects, labvirt_in_netns, require_kit, write_debian_lab
 
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]
 
-SUBNET = "10.254.61"
-NODES = {"alpha": f"{SUBNET}.11", "beta": f"{SUBNET}.12"}
-KERNELS = {"alpha": "cloud", "beta": "generic"}     # one lab boots both of Debian's kernels
+SUBNET = "10.232.61"
+# one lab boots both of Debian's kernels; packstack run needs a controller
+NODES_SPEC = {"alpha": DebianNode(f"{SUBNET}.11", kernel="cloud", role="controller"),
+              "beta": DebianNode(f"{SUBNET}.12", kernel="generic", role="compute")}
+NODES = {node: n.address for node, n in NODES_SPEC.items()}
+DOMAIN = "lvg.test"                                 # the lab network's DNS domain
 BOOT_TO_SSH = 600          # seconds: the bound for both guests together (software emulation, 2 cores)
-
-
-def labvirt_in_netns(lab, state, *args, command=(), timeout=120):
-    """`python -m labvirt ARGS` inside the daemon's network namespace, so its ssh reaches the guests.
-
-    start_new_session: no controlling terminal, so an ssh that falls back to a password prompt fails
-    at once instead of waiting on a terminal (labvirt ssh sets neither BatchMode nor a timeout).
-    """
-    env = dict(os.environ, LABVIRT_STATE_DIR=state, PYTHONPATH=ROOT)
-    argv = ns.in_netns([sys.executable, "-m", "labvirt", *args, "-C", lab, "-c", "qemu:///system",
-                        *(["--", *command] if command else [])])
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                              timeout=timeout, start_new_session=True)
-    except subprocess.TimeoutExpired as e:
-        return subprocess.CompletedProcess(argv, 124, e.stdout or "", f"timed out after {timeout} s")
-
-
-def guest_ssh(lab, state, node, command, timeout=60):
-    # `labvirt ssh NODE [options] -- CMD`: everything after `--` is the remote command
-    return labvirt_in_netns(lab, state, "ssh", node, command=command, timeout=timeout)
-
-
-def cli(lab, state, *args):
-    return run_cli(*args, "-C", lab, "-c", "qemu:///system", env={"LABVIRT_STATE_DIR": state})
-
-
-def _lab_objects(conn, name):
-    doms = [d.name() for d in conn.listAllDomains() if d.name().startswith(f"{name}-")]
-    nets = [n.name() for n in conn.listAllNetworks() if n.name().startswith(f"{name}-")]
-    pools = [p.name() for p in conn.listAllStoragePools() if p.name() == f"labvirt-{name}"]
-    return doms, nets, pools
 
 
 @pytest.fixture(scope="module")
 def debian_lab(tmp_path_factory, netns, daemon):
     """The lab, up and reachable over ssh: {lab, state, name, kit, bridge, pool_dir, ready}."""
-    try:
-        kit = debian_kit()
-    except KitUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must build the Debian guest kit: {e}")
-        pytest.skip(f"cannot build the Debian guest kit here: {e}")
+    kit = require_kit()
     base = tmp_path_factory.mktemp("debian-lab")
     state = str(base / "state")
-    name = "lvdeb" + os.urandom(3).hex()
-    boots = {node: kit.boot(KERNELS[node]) for node in NODES}
-    nodes = {node: f'''
-        role = "generic"
-        vcpus = 1
-        memory = "768MiB"
-        disk = "4GiB"
-        base_image = "{kit.disk}"
-        seed = true
-        [boot]
-        kernel = "{boots[node]['kernel']}"
-        initrd = "{boots[node]['initrd']}"
-        cmdline = "{boots[node]['cmdline']}"
-        [[nic]]
-        network = "lan"
-        address = "{address}"
-        ''' for node, address in NODES.items()}
+    name = "lvgdeb" + os.urandom(3).hex()
     # NAT: the default route and DNS go through the gateway (libvirt's dnsmasq). The namespace has no
     # uplink, so nothing the guests send can leave it.
-    lab = write_lab(base / "lab", name, networks={"lan": f'mode = "nat"\nsubnet = "{SUBNET}.0/24"\n'},
-                    nodes=nodes, lab_extra=f'domain_type = "qemu"\n[storage]\npool_dir = "{base / "pool"}"\n')
+    lab = write_debian_lab(base / "lab", name, kit, NODES_SPEC, subnet=f"{SUBNET}.0/24", pool_dir=str(base / "pool"),
+                           domain=DOMAIN)
     import libvirt
 
     info = {"lab": lab, "state": state, "name": name, "kit": kit, "pool_dir": str(base / "pool"), "ready": {}}
@@ -125,7 +77,7 @@ def debian_lab(tmp_path_factory, netns, daemon):
         info["destroy"] = r
         conn = libvirt.open("qemu:///system")
         try:
-            left = _lab_objects(conn, name)
+            left = lab_objects(conn, name)
         finally:
             conn.close()
         assert r.returncode == 0, r.stderr
@@ -184,6 +136,40 @@ def test_default_route_and_dns_through_the_networks_gateway(debian_lab):
         assert r.returncode == 0 and f"nameserver {SUBNET}.1" in r.stdout, r.stdout + r.stderr
 
 
+# A raw DNS query (A record) to the first nameserver in /etc/resolv.conf: /etc/hosts, which names
+# every node already, is never read. Prints "NAMESERVER RCODE ANSWERS ADDRESS".
+DNS_QUERY = r"""
+import socket, struct, sys
+ns = next(l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver"))
+q = struct.pack(">6H", 0x4c56, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[1].split(".")) + b"\0" + struct.pack(">2H", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(q, (ns, 53))
+r = s.recv(512)
+answers = struct.unpack(">H", r[6:8])[0]
+print(ns, r[3] & 15, answers, ".".join(map(str, r[-4:])) if answers else "-")
+"""
+
+
+def test_the_lab_networks_dnsmasq_answers_the_nodes_names(debian_lab):
+    """Static guests never lease: the names come from the network's <dns><host> entries. Asked
+    directly of the gateway's dnsmasq, bypassing /etc/hosts; and the name with the network's domain."""
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    for name, want in (("beta", NODES["beta"]), (f"alpha.{DOMAIN}", NODES["alpha"])):
+        r = guest_ssh(lab, state, "alpha", ["python3", "-c", shlex.quote(DNS_QUERY), name])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.split() == [f"{SUBNET}.1", "0", "1", want], (name, r.stdout)
+
+
+def test_a_second_up_changes_nothing(debian_lab):
+    """What labvirt wrote (the DNS hosts among it) reads back from the real daemon without a diff."""
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    r = cli(lab, state, "up")
+    assert r.returncode == 0, r.stderr
+    assert "nothing to do" in r.stderr, r.stderr
+
+
 def test_ansible_reaches_every_node_with_labvirts_inventory(debian_lab, tmp_path):
     lab, state = debian_lab["lab"], debian_lab["state"]
     r = cli(lab, state, "inventory")
@@ -216,6 +202,60 @@ def test_revert_gives_back_the_files_a_working_ssh_and_the_hosts_clock(debian_la
     assert rest == [], "the file made after the snapshot is still there"
     assert abs(int(guest_now) - host_now) <= 2, f"guest clock {guest_now}, host {host_now:.0f}"
     assert cli(lab, state, "snapshot", "delete", "pre-packstack").returncode == 0
+
+
+RUN_OK = """set -e
+test "$LABVIRT_CONTROLLER" = "{controller}"
+# LABVIRT_SSH is an argv prefix in shell quoting: eval it with the remote command as one word
+sha256sum < "$LABVIRT_ANSWERS" | eval "$LABVIRT_SSH 'cat > /root/answers.sha256'"
+"""
+RUN_FAIL = """set -e
+eval "$LABVIRT_SSH 'touch /root/made-by-the-failing-run'"
+echo "the installer fails here" >&2
+exit 3
+"""
+
+
+def _snapshots(lab, state):
+    r = cli(lab, state, "snapshot", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    return {s["name"]: s["complete"] for s in json.loads(r.stdout)["snapshots"]}
+
+
+def test_packstack_run_command_works_on_the_controller_and_reverts_on_failure(debian_lab, tmp_path):
+    """`packstack run --command`: the command reaches the controller through LABVIRT_SSH (the answer
+    file's hash lands there), snapshots pre/post-packstack are taken; a failing command with
+    --revert-on-failure brings the guests back to pre-packstack, with ssh working at once."""
+    lab, state = debian_lab["lab"], debian_lab["state"]
+    ok_script, fail_script = tmp_path / "ok.sh", tmp_path / "fail.sh"
+    ok_script.write_text(RUN_OK.format(controller=NODES["alpha"]))
+    fail_script.write_text(RUN_FAIL)
+
+    r = labvirt_in_netns(lab, state, "packstack", "run", "--command", f"sh {ok_script}", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the answer file labvirt handed the command (LABVIRT_ANSWERS): kept in the lab copy's state
+    with open(os.path.join(state, "labs", debian_lab["name"], "_lab", "packstack", "answers.txt"), "rb") as f:
+        text = f.read()
+    assert f"CONFIG_CONTROLLER_HOST={NODES['alpha']}\n".encode() in text
+    assert f"CONFIG_COMPUTE_HOSTS={NODES['beta']}\n".encode() in text
+    r = guest_ssh(lab, state, "alpha", ["cat", "/root/answers.sha256"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == hashlib.sha256(text).hexdigest()
+    assert _snapshots(lab, state) == {"pre-packstack": True, "post-packstack": True}
+
+    # pre-packstack (kept from the run above) is older than these files: a revert to it removes them
+    assert guest_ssh(lab, state, "beta", ["touch", "/root/made-before-the-failing-run"]).returncode == 0
+    r = labvirt_in_netns(lab, state, "packstack", "run", "--command", f"sh {fail_script}", "--revert-on-failure",
+                         timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the installer fails here" in r.stderr and "reverted to pre-packstack" in r.stderr, r.stderr
+    for node, path in (("alpha", "/root/made-by-the-failing-run"), ("beta", "/root/made-before-the-failing-run"),
+                       ("alpha", "/root/answers.sha256")):
+        r = guest_ssh(lab, state, node, [f"test -e {path} && echo still-there || echo gone"], timeout=30)
+        assert r.returncode == 0, r.stderr                  # ssh works right after the revert
+        assert r.stdout.strip() == "gone", (node, path)
+    for name in ("post-packstack", "pre-packstack"):
+        assert cli(lab, state, "snapshot", "delete", name).returncode == 0
 
 
 def test_root_password_works_on_the_serial_console(debian_lab):
@@ -304,7 +344,7 @@ def test_destroy_leaves_nothing(debian_lab, request):
     assert r.returncode == 0, r.stderr
     conn = libvirt.open("qemu:///system")
     try:
-        doms, nets, pools = _lab_objects(conn, name)
+        doms, nets, pools = lab_objects(conn, name)
         vols = [v.name() for p in conn.listAllStoragePools() for v in (p.listAllVolumes() if p.isActive() else [])
                 if v.path().startswith(debian_lab["pool_dir"])]
     finally:

@@ -13,7 +13,8 @@ import subprocess
 
 import pytest
 
-from .support.debian_guest import LABEL, KitUnavailable, debian_kit, debian_repo
+from .support.debian_guest import LABEL
+from .support.debian_lab import require_repo
 
 pytestmark = [pytest.mark.slow]
 
@@ -22,12 +23,7 @@ pytestmark = [pytest.mark.slow]
 def repo():
     if shutil.which("virt-builder") is None:
         pytest.skip("virt-builder is not installed (apt-get install libguestfs-tools)")
-    try:
-        return debian_repo(debian_kit())
-    except KitUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must build the Debian guest kit: {e}")
-        pytest.skip(f"cannot build the Debian guest kit here: {e}")
+    return require_repo()
 
 
 def test_the_repository_index_is_valid(repo):

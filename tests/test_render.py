@@ -74,3 +74,26 @@ def test_no_secret_or_format_string_in_xml():
     for _, tree in documents("standard"):
         text = tostring(tree)
         assert "{" not in text and "password" not in text.lower()
+
+
+def test_the_network_names_its_static_nodes_in_dns_with_their_fqdn(tmp_path):
+    """Static guests never lease, so dnsmasq learns their names only from <dns><host>: every node
+    with a static address on the network, and NODE.DOMAIN where the network has a domain."""
+    from lxml import etree
+
+    from .conftest import write_lab
+
+    node = 'role = "generic"\nvcpus = 1\nmemory = "128MiB"\ndisk = "1GiB"\n[[nic]]\nnetwork = "lan"\n'
+    spec = load_lab(write_lab(tmp_path / "lab", "dns", networks={
+        "lan": 'mode = "nat"\nsubnet = "10.232.9.0/24"\ndomain = "lab.test"\n',
+        "other": 'mode = "isolated"\nsubnet = "10.232.10.0/24"\n'},
+        nodes={"alpha": node + 'address = "10.232.9.11"\n', "beta": node + 'address = "10.232.9.12"\n',
+               "dyn": node + '[[nic]]\nnetwork = "other"\n'}))     # no static address anywhere
+    d = desire(spec, LabCopy(spec.name, origin="/labs/dns"), HostParams(domain_type="qemu"))
+    trees = {n.key: render_network(n) for n in d.networks}
+    hosts = {h.get("ip"): [x.text for x in h.findall("hostname")] for h in trees["lan"].findall("dns/host")}
+    assert hosts == {"10.232.9.11": ["alpha", "alpha.lab.test"], "10.232.9.12": ["beta", "beta.lab.test"]}
+    assert trees["other"].find("dns") is None          # nobody has a static address there
+    if os.path.isdir(schema.SCHEMA_DIR):
+        for name, tree in trees.items():
+            assert schema.errors(tree) == [], (name, etree.tostring(tree))

@@ -15,7 +15,7 @@ import pytest
 from labvirt.core.desired import DesiredDomain, DesiredNetwork, DesiredPool, DesiredVolume, HostParams, desire
 from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
-from labvirt.core.observed import parse_domain, parse_network, parse_pool, parse_volume
+from labvirt.core.observed import parse_dns_hosts, parse_domain, parse_network, parse_pool, parse_volume
 from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
 
 from .conftest import EXAMPLES
@@ -109,6 +109,9 @@ def test_networks_pools_volumes_domains_survive_libvirt(desired):
         for net in (n for n in desired.networks if not n.external):    # the host's own: never defined
             back = conn.networkDefineXML(tostring(render_network(net)))
             _check(net, parse_network(back.XMLDesc(0)), NETWORK)
+            # <dns><host> is derived from the hosts (and the domain): read back as written
+            names = {str(h.ip): (h.hostname, *([f"{h.hostname}.{net.domain}"] if net.domain else [])) for h in net.hosts}
+            assert sorted(parse_dns_hosts(back.XMLDesc(0))) == sorted(names.items())
         pool = conn.storagePoolDefineXML(tostring(render_pool(desired.pool)))
         _check(desired.pool, parse_pool(pool.XMLDesc(0)), POOL)
         pool.create()

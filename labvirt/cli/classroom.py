@@ -14,6 +14,20 @@ class_app = typer.Typer(help="Class mode: one isolated copy of the lab per stude
 Students = Annotated[Optional[list[str]], typer.Option("--student", "-s", help="Only these students (repeat).")]
 Workers = Annotated[Optional[int], typer.Option("--workers", min=1, max=64,
                                                 help="Students worked on at once (default: [class] workers or 8).")]
+Wait = Annotated[bool, typer.Option("--wait", help="Return when every node of each student is ready: lease at "
+                                                   "its address, ssh with the host key labvirt gave it, cloud-init done.")]
+Timeout = Annotated[float, typer.Option(help="Seconds --wait waits at most, per student.")]
+
+
+def _then_wait(c, work, wait: bool, timeout: float):
+    """A student's work, then (with --wait) the wait for that student's nodes."""
+    if not wait:
+        return work
+
+    def both(student: str) -> str:
+        return f"{work(student)}; {c.wait(student, timeout)}"
+
+    return both
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +88,8 @@ def class_up(
                                                     help="Class size: students s01..sNN.")] = None,
     roster: Annotated[Optional[str], typer.Option(help="Student names: 'alice,bob' or a file with one name a line.")] = None,
     no_start: Annotated[bool, typer.Option("--no-start", help="Define everything, start nothing.")] = False,
-    directory: LabDir = "", connect: Connect = None, workers: Workers = None,
+    directory: LabDir = "", connect: Connect = None, workers: Workers = None, wait: Wait = False,
+    timeout: Timeout = 900.0,
 ) -> None:
     """Create (or complete) every student's copy: own names, bridges, subnets; overlays on shared images."""
     import os
@@ -105,7 +120,8 @@ def class_up(
             raise
         for line in c.ensure_images():
             note(f"golden image {line}")
-        _run(c, "class up", names, lambda s: c.up(s, start=not no_start), workers)
+        _run(c, "class up", names, _then_wait(c, lambda s: c.up(s, start=not no_start), wait and not no_start,
+                                              timeout), workers)
 
 
 def _print_lacks(rows) -> None:
@@ -177,10 +193,10 @@ def class_revert(name: str, student: Students = None, directory: LabDir = "", co
 
 @class_app.command("rebuild")
 def class_rebuild(student: Students = None, directory: LabDir = "", connect: Connect = None,
-                  workers: Workers = None) -> None:
+                  workers: Workers = None, wait: Wait = False, timeout: Timeout = 900.0) -> None:
     """Throw students' disks, seeds and snapshots away and recreate them from the golden images."""
     with _classroom(directory, connect) as c:
-        _run(c, "rebuild", c.students(student), c.rebuild, workers)
+        _run(c, "rebuild", c.students(student), _then_wait(c, c.rebuild, wait, timeout), workers)
 
 
 @class_app.command("down")

@@ -225,3 +225,9 @@ def parse_pool(text: str, active: bool = False, autostart: bool = False,
     root = _xml(text)
     return ObservedPool(name=root.findtext("name"), uuid=root.findtext("uuid"), active=active, autostart=autostart,
                         path=root.findtext("target/path"), volumes=volumes)
+
+
+def parse_dns_hosts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A network's <dns><host> entries, (ip, hostnames) each: the pair of render.render_dns_hosts."""
+    return tuple((h.get("ip", ""), tuple(n.text or "" for n in h.findall("hostname")))
+                 for h in _xml(text).findall("dns/host"))

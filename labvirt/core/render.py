@@ -40,11 +40,28 @@ def render_network(net: DesiredNetwork) -> etree._Element:
     root.append(E.bridge(name=net.bridge, stp="off", delay="0"))
     if net.domain:
         root.append(E.domain(name=net.domain, localOnly="yes"))
+    if (dns := render_dns_hosts(net)) is not None:
+        root.append(dns)
     dhcp = E.dhcp(E.range(start=str(net.dhcp_start), end=str(net.dhcp_end)))
     for host in net.hosts:
         dhcp.append(E.host(mac=host.mac, name=host.hostname, ip=str(host.ip)))
     root.append(E.ip(dhcp, address=str(net.gateway), netmask=str(net.subnet.netmask)))
     return root
+
+
+def render_dns_hosts(net: DesiredNetwork) -> etree._Element | None:
+    """<dns> naming every node with a static address on `net` (and its FQDN with the network's
+    domain): such guests never ask for a lease, so without it the network's dnsmasq has no name for
+    them. None when no node has a static address there."""
+    names: dict[str, list[str]] = {}
+    for host in net.hosts:
+        wanted = names.setdefault(str(host.ip), [])
+        for name in (host.hostname, f"{host.hostname}.{net.domain}" if net.domain else None):
+            if name and name not in wanted:
+                wanted.append(name)
+    if not names:
+        return None
+    return E.dns(*(E.host(*(E.hostname(n) for n in hostnames), ip=ip) for ip, hostnames in names.items()))
 
 
 def render_dhcp_host(mac: str, hostname: str, ip: str) -> etree._Element:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from labvirt.core import class_layout as cr
@@ -19,7 +19,8 @@ from labvirt.core.capacity import host_capacity, needs_of
 from labvirt.core.desired import HostParams, desire
 from labvirt.core.errors import LabvirtError
 from labvirt.ops.parallel import each
-from labvirt.ops.session import _finish, host_params, host_verdict, lab_lock, open_driver, plan_up_for, resolve_uri
+from labvirt.ops.session import (_finish, base_image_formats, host_params, host_verdict, lab_lock, open_driver,
+                                 plan_up_for, resolve_uri)
 from labvirt.core.spec import LabSpec
 
 INNER_WORKERS = 4     # concurrent libvirt operations inside one student's lab
@@ -66,7 +67,10 @@ class Classroom:
                 self._drivers[uri] = d
                 from labvirt.ops.external import with_host_networks
 
-                self._params[uri] = with_host_networks(host_params(self.spec, host_verdict(d)), self.spec, d)
+                # as a single lab's session: base images' formats read from their headers, the host's
+                # networks that the lab attaches to but does not own
+                params = replace(host_params(self.spec, host_verdict(d)), base_image_formats=base_image_formats(self.spec))
+                self._params[uri] = with_host_networks(params, self.spec, d)
             return self._drivers[uri]
 
     def params(self, uri: str) -> HostParams:
@@ -218,6 +222,19 @@ class Classroom:
         blockers = p.plan_destroy(desired, observed).blockers
         engine.apply(p.Plan(tuple(actions), blockers), driver, workers=INNER_WORKERS)
         return "rebuilt: " + self.up(student)
+
+    def wait(self, student: str, timeout: float) -> str:
+        """`--wait`: the single-lab wait (ops.nodes.wait_ready) on the student's copy, bounded by `timeout`."""
+        import time
+
+        from labvirt.ops.nodes import wait_ready
+        from labvirt.ops.session import Session
+
+        copy, driver, params = self._target(student)
+        session = Session(spec=self.spec, copy=copy, uri=self.record.host(student), driver=driver, host=params)
+        started = time.monotonic()
+        reached = wait_ready(session, session.desired(), timeout)
+        return f"{len(reached)} nodes ready after {time.monotonic() - started:.0f}s"
 
     def snapshot(self, student: str, name: str, description: str = "") -> str:
         from labvirt.ops import snapshots

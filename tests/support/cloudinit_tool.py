@@ -10,6 +10,8 @@ import os
 import subprocess
 import tempfile
 
+from .debs import fetch_deb, writable_dir
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
@@ -18,7 +20,7 @@ class Unavailable(Exception):
 
 
 def _cache_root() -> str:
-    return os.environ.get("LABVIRT_TEST_CACHE", "/var/cache/labvirt-tests")
+    return writable_dir([os.environ.get("LABVIRT_TEST_CACHE"), "/var/cache/labvirt-tests"], Unavailable)
 
 
 def cloudinit_path() -> str:
@@ -32,13 +34,7 @@ def cloudinit_path() -> str:
         return found[0]
     os.makedirs(root, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root) as work:
-        r = subprocess.run(["apt-get", "download", "cloud-init"], cwd=work, capture_output=True, text=True)
-        debs = glob.glob(os.path.join(work, "cloud-init_*.deb"))
-        if r.returncode != 0 or not debs:
-            raise Unavailable(f"apt-get download cloud-init failed: {r.stderr.strip()[-300:]}")
-        version = os.path.basename(debs[0])[len("cloud-init_"):-len("_all.deb")]
-        tree = os.path.join(work, "tree")
-        subprocess.run(["dpkg-deb", "-x", debs[0], tree], check=True)
+        tree, version = fetch_deb("cloud-init", work, unavailable=Unavailable)
         final = os.path.join(root, version)
         os.rename(tree, final)        # atomic: a half-unpacked tree is never found
     return os.path.join(final, "usr", "lib", "python3", "dist-packages")

@@ -39,6 +39,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from .debs import writable_dir
+
 MiB = 1024**2
 GiB = 1024**3
 DEFAULT_CACHE = "/var/cache/labvirt-tests"
@@ -136,18 +138,8 @@ def recipe_hash() -> str:
 
 
 def cache_root(cache_dir: str | None = None) -> str:
-    candidates = [cache_dir, os.environ.get("LABVIRT_TEST_DEBIAN_CACHE"), DEFAULT_CACHE,
-                  os.path.join(tempfile.gettempdir(), f"labvirt-tests-{os.getuid()}")]
-    for c in candidates:
-        if not c:
-            continue
-        try:
-            os.makedirs(c, mode=0o755, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(c, os.W_OK | os.X_OK):
-            return os.path.abspath(c)
-    raise KitUnavailable(f"no writable cache directory among {[c for c in candidates if c]}")
+    return writable_dir([cache_dir, os.environ.get("LABVIRT_TEST_DEBIAN_CACHE"), DEFAULT_CACHE,
+                         os.path.join(tempfile.gettempdir(), f"labvirt-tests-{os.getuid()}")], KitUnavailable)
 
 
 def missing_tools() -> list[str]:

@@ -46,6 +46,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 
+from .debs import fetch_deb, writable_dir
+
 DEFAULT_CACHE = "/var/cache/labvirt-test-guest"
 CMDLINE = "console=ttyS0 ipv6.disable=1 quiet"
 PROMPT = "labvirt-guest# "
@@ -206,18 +208,8 @@ def tiny_guest_kit(cache_dir: str | None = None, *, flavour: str = "cloud", refr
 def _cache_root(cache_dir: str | None) -> str:
     if cache_dir:
         return os.path.abspath(cache_dir)
-    candidates = [os.environ.get("LABVIRT_TEST_GUEST_CACHE"), DEFAULT_CACHE,
-                  os.path.join(tempfile.gettempdir(), f"labvirt-test-guest-{os.getuid()}")]
-    for c in candidates:
-        if not c:
-            continue
-        try:
-            os.makedirs(c, mode=0o755, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(c, os.W_OK | os.X_OK):
-            return c
-    raise GuestKitUnavailable(f"no writable cache directory among {[c for c in candidates if c]}")
+    return writable_dir([os.environ.get("LABVIRT_TEST_GUEST_CACHE"), DEFAULT_CACHE,
+                         os.path.join(tempfile.gettempdir(), f"labvirt-test-guest-{os.getuid()}")], GuestKitUnavailable)
 
 
 _RECIPE: str | None = None
@@ -290,28 +282,13 @@ def _resolve_kernel(meta_pkg: str, suffix: str) -> tuple[str, str]:
                               f"{(r.stderr or r.stdout).strip()[-300:]}")
 
 
-def _fetch(package: str, version: str | None, workdir: str) -> str:
-    """apt-get download PACKAGE[=VERSION] into workdir and dpkg -x it there; returns the unpacked root."""
-    spec = f"{package}={version}" if version and version != "unknown" else package
-    r = _run(["apt-get", "download", "-q", spec], cwd=workdir)
-    debs = [f for f in os.listdir(workdir) if f.startswith(package + "_") and f.endswith(".deb")]
-    if r.returncode != 0 or not debs:
-        raise GuestKitUnavailable(f"apt-get download {spec} failed: {(r.stderr or r.stdout).strip()[-300:]}")
-    unpacked = os.path.join(workdir, package)
-    r = _run(["dpkg", "-x", os.path.join(workdir, debs[0]), unpacked])
-    if r.returncode != 0:
-        raise GuestKitUnavailable(f"dpkg -x {debs[0]} failed: {r.stderr.strip()[-300:]}")
-    os.unlink(os.path.join(workdir, debs[0]))
-    return unpacked
-
-
 def _busybox(workdir: str) -> tuple[bytes, str]:
     """A static busybox: the installed busybox-static, else one downloaded (the system is left alone)."""
     r = _run(["dpkg-query", "-W", "-f=${Status} ${Version}", "busybox-static"])
     if r.returncode == 0 and "ok installed" in r.stdout and os.path.isfile("/bin/busybox"):
         with open("/bin/busybox", "rb") as f:
             return f.read(), r.stdout.split()[-1]
-    unpacked = _fetch("busybox-static", None, workdir)
+    unpacked, _ = fetch_deb("busybox-static", workdir, unavailable=GuestKitUnavailable)
     with open(os.path.join(unpacked, "bin", "busybox"), "rb") as f:
         return f.read(), "downloaded"
 
@@ -431,7 +408,7 @@ def _build(path: str, package: str, version: str, flavour: str, started: float) 
     root = os.path.dirname(path)
     work = tempfile.mkdtemp(prefix=".build-", dir=root)
     try:
-        unpacked = _fetch(package, version, work)
+        unpacked, _ = fetch_deb(package, work, version, unavailable=GuestKitUnavailable)
         kernels = [n for n in os.listdir(os.path.join(unpacked, "boot")) if n.startswith("vmlinuz-")]
         if len(kernels) != 1:
             raise RuntimeError(f"{package}: expected one boot/vmlinuz-*, found {kernels}")
