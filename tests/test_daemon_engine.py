@@ -89,6 +89,10 @@ def test_nic_added_to_a_running_node_is_attached_live(lab, daemon):
         live = dom.XMLDesc(0).count("<interface ")
         persistent = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).count("<interface ")
         assert (live, persistent) == (2, 2) and dom.isActive()
+        # eth1's static address: a DHCP reservation and a DNS name, in the running dnsmasq too
+        net = conn.networkLookupByName(f"{name}-b")
+        for xml in (net.XMLDesc(0), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)):
+            assert "<hostname>alpha</hostname>" in xml and 'name="alpha"' in xml.replace("'", '"')
     finally:
         conn.close()
     r = run_cli("up", "-C", directory, "-c", daemon)

@@ -138,8 +138,19 @@ def test_new_reservation_updates_dhcp_in_place():
     fewer = replace(net, hosts=net.hosts[:-1], spec="old")
     obs.networks[net.name] = parse_network(tostring(render_network(fewer)), True, True)
     plan = p.plan_up(d, obs)
-    assert [a.verb for a in plan.actions] == ["AddDhcpHost", "DefineNetwork"]
+    assert [a.verb for a in plan.actions] == ["AddDhcpHost", "AddDnsHost", "DefineNetwork"]
     assert net.hosts[-1].mac in plan.actions[0].xml
+    assert f'ip="{net.hosts[-1].ip}"' in plan.actions[1].xml and net.hosts[-1].hostname in plan.actions[1].xml
+    assert all(a.live for a in plan.actions[:2])            # the running dnsmasq too, not only the file
+
+
+def test_a_dropped_node_loses_its_dns_name():
+    d = desired_for()
+    obs = observed_from(d)
+    net = d.networks[0]
+    fewer = replace(net, hosts=net.hosts[:-1], spec="new")
+    plan = p.plan_up(replace(d, networks=(fewer, *d.networks[1:])), obs)
+    assert [a.verb for a in plan.actions if a.target == net.name][:2] == ["RemoveDhcpHost", "RemoveDnsHost"]
 
 
 def test_missing_golden_image_blocks_with_the_command():

@@ -108,6 +108,7 @@ class ObservedNetwork:
     hosts: tuple[ObservedHost, ...] = ()
     forward: str | None = None
     dhcp_ranges: tuple[tuple[str, str], ...] = ()   # IPv4 (start, end)
+    dns_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()   # <dns><host>: (ip, hostnames)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,8 @@ def parse_network(text: str, active: bool = False, autostart: bool = False) -> O
     return ObservedNetwork(name=root.findtext("name"), uuid=root.findtext("uuid"), owner=parse_owner(root),
                            active=active, autostart=autostart, bridge=bridge.get("name") if bridge is not None else None,
                            addresses=tuple(addresses), hosts=tuple(hosts),
-                           forward=fwd.get("mode", "nat") if fwd is not None else None, dhcp_ranges=tuple(ranges))
+                           forward=fwd.get("mode", "nat") if fwd is not None else None, dhcp_ranges=tuple(ranges),
+                           dns_hosts=_dns_hosts(root))
 
 
 def parse_volume(text: str) -> ObservedVolume:
@@ -229,5 +231,8 @@ def parse_pool(text: str, active: bool = False, autostart: bool = False,
 
 def parse_dns_hosts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """A network's <dns><host> entries, (ip, hostnames) each: the pair of render.render_dns_hosts."""
-    return tuple((h.get("ip", ""), tuple(n.text or "" for n in h.findall("hostname")))
-                 for h in _xml(text).findall("dns/host"))
+    return _dns_hosts(_xml(text))
+
+
+def _dns_hosts(root) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((h.get("ip", ""), tuple(n.text or "" for n in h.findall("hostname"))) for h in root.findall("dns/host"))

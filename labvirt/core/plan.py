@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from labvirt.core.desired import DesiredDomain, DesiredLab, DesiredNetwork
 from labvirt.core.identity import LabCopy
 from labvirt.core.observed import Claim, Observed, ObservedDomain, ObservedNetwork, claim
-from labvirt.core.render import render_dhcp_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
+from labvirt.core.render import dns_names, render_dhcp_host, render_dns_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
 
 # stages (display order and the order ready actions go to workers; what waits for what is `needs`)
 NETWORKS_AND_POOL, VOLUMES, DOMAINS = 0, 0, 2
@@ -70,6 +70,16 @@ class AddDhcpHost(Action):
 
 @dataclass(frozen=True)
 class RemoveDhcpHost(AddDhcpHost):
+    pass
+
+
+@dataclass(frozen=True)
+class AddDnsHost(AddDhcpHost):
+    """A <dns><host> of a node with a static address (it never leases, so dnsmasq names it only so)."""
+
+
+@dataclass(frozen=True)
+class RemoveDnsHost(AddDhcpHost):
     pass
 
 
@@ -332,6 +342,13 @@ def _plan_network(net: DesiredNetwork, obs: ObservedNetwork | None, observed: Ob
             for mac, ip, host in sorted(want - have):
                 b.actions.append(AddDhcpHost(NETWORKS_AND_POOL, net.name,
                                              xml=tostring(render_dhcp_host(mac, host, ip)), live=obs.active))
+            want_dns, have_dns = set(dns_names(net).items()), set(obs.dns_hosts)
+            for ip, names in sorted(have_dns - want_dns):      # the running dnsmasq too, not only the file
+                b.actions.append(RemoveDnsHost(NETWORKS_AND_POOL, net.name,
+                                               xml=tostring(render_dns_host(ip, names)), live=obs.active))
+            for ip, names in sorted(want_dns - have_dns):
+                b.actions.append(AddDnsHost(NETWORKS_AND_POOL, net.name,
+                                            xml=tostring(render_dns_host(ip, names)), live=obs.active))
             # record the new spec hash in the network's metadata by redefining it
             b.actions.append(DefineNetwork(NETWORKS_AND_POOL, net.name, xml=tostring(render_network(net))))
     if not obs.active:

@@ -53,15 +53,25 @@ def render_dns_hosts(net: DesiredNetwork) -> etree._Element | None:
     """<dns> naming every node with a static address on `net` (and its FQDN with the network's
     domain): such guests never ask for a lease, so without it the network's dnsmasq has no name for
     them. None when no node has a static address there."""
+    names = dns_names(net)
+    if not names:
+        return None
+    return E.dns(*(render_dns_host(ip, hostnames) for ip, hostnames in names.items()))
+
+
+def dns_names(net: DesiredNetwork) -> dict[str, tuple[str, ...]]:
+    """ip -> the names the network's DNS gives it (the node, and NODE.DOMAIN where it has a domain)."""
     names: dict[str, list[str]] = {}
     for host in net.hosts:
         wanted = names.setdefault(str(host.ip), [])
         for name in (host.hostname, f"{host.hostname}.{net.domain}" if net.domain else None):
             if name and name not in wanted:
                 wanted.append(name)
-    if not names:
-        return None
-    return E.dns(*(E.host(*(E.hostname(n) for n in hostnames), ip=ip) for ip, hostnames in names.items()))
+    return {ip: tuple(n) for ip, n in names.items()}
+
+
+def render_dns_host(ip: str, hostnames) -> etree._Element:
+    return E.host(*(E.hostname(n) for n in hostnames), ip=ip)
 
 
 def render_dhcp_host(mac: str, hostname: str, ip: str) -> etree._Element:

@@ -230,11 +230,15 @@ class Driver:
         with libvirt_errors(f"autostart of network {name}"):
             self.conn.networkLookupByName(name).setAutostart(1)
 
-    def update_dhcp_host(self, name: str, xml: str, add: bool, live: bool) -> None:
+    def update_network_hosts(self, name: str, section: str, xml: str, add: bool, live: bool) -> None:
+        """Add or remove one <host> of the network's DHCP ("dhcp") or DNS ("dns") section, in its
+        definition and, when `live`, in the running dnsmasq."""
+        which, what = {"dhcp": (libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, "DHCP"),
+                       "dns": (libvirt.VIR_NETWORK_SECTION_DNS_HOST, "DNS")}[section]
         cmd = libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST if add else libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE
         flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE if live else 0)
-        with libvirt_errors(f"updating DHCP hosts of network {name}"):
-            self.conn.networkLookupByName(name).update(cmd, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, xml, flags)
+        with libvirt_errors(f"updating {what} hosts of network {name}"):
+            self.conn.networkLookupByName(name).update(cmd, which, -1, xml, flags)
 
     def delete_network(self, name: str) -> None:
         with libvirt_errors(f"removing network {name}"):
