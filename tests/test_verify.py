@@ -17,6 +17,7 @@ import textwrap
 
 import pytest
 
+from labvirt.core import check_outcome as co
 from labvirt.core import checks as ck
 from labvirt.core.cloudinit import hosts_block
 from labvirt.core.desired import HostParams, desire
@@ -191,10 +192,10 @@ PORT = '[[check]]\nname = "c"\nnodes = ["controller"]\nport = 22\n'
     (PORT, 1, "nothing answers on 127.0.0.1 port 22\n", "", "failed", "nothing answers on 127.0.0.1 port 22"),
 ])
 def test_judge(text, code, stdout, stderr, status, detail):
-    assert ck.judge(one_run(text), code, stdout, stderr) == (status, detail)
+    assert co.judge(one_run(text), code, stdout, stderr) == (status, detail)
 
 
-R = ck.CheckResult
+R = co.CheckResult
 
 
 @pytest.mark.parametrize("statuses, outcome", [
@@ -208,16 +209,16 @@ R = ck.CheckResult
     ([], "not verified"),
 ])
 def test_a_stage_holds_only_when_what_ran_passed_and_something_ran(statuses, outcome):
-    assert ck.outcome([R("n", f"c{i}", s) for i, s in enumerate(statuses)]) == outcome
+    assert co.outcome([R("n", f"c{i}", s) for i, s in enumerate(statuses)]) == outcome
 
 
 def test_the_class_matrix_takes_the_worst_status_per_cell_and_says_who_is_behind():
     s = stage('[[check]]\nname = "a"\nrun = "true"\n[[check]]\nname = "b"\nrun = "true"\n')
-    ok = ck.stage_report(s, [R("x", "a", "passed"), R("y", "a", "passed"), R("x", "b", "skipped")], "lab", "s01", False)
-    bad = ck.stage_report(s, [R("x", "a", "passed"), R("y", "a", "failed", detail="exit code 1, expected 0"),
+    ok = co.stage_report(s, [R("x", "a", "passed"), R("y", "a", "passed"), R("x", "b", "skipped")], "lab", "s01", False)
+    bad = co.stage_report(s, [R("x", "a", "passed"), R("y", "a", "failed", detail="exit code 1, expected 0"),
                               R("x", "b", "error", detail="ssh could not run it")], "lab", "s02", False)
     gone = {"lab": "lab", "student": "s03", "outcome": "fails", "error": "nodes not created yet: x", "results": []}
-    m = ck.class_matrix(s, [ok, bad, gone])
+    m = co.class_matrix(s, [ok, bad, gone])
     assert [r["cells"] for r in m["students"]] == [{"a": "passed", "b": "skipped"}, {"a": "failed", "b": "error"},
                                                   {"a": None, "b": None}]
     assert m["students"][1]["behind"] == ["y: a: exit code 1, expected 0", "x: b: ssh could not run it"]

@@ -13,6 +13,7 @@ import time
 import tomllib
 from collections.abc import Callable
 
+from labvirt.core import check_outcome as co
 from labvirt.core import checks as ck
 from labvirt.core.errors import LabvirtError, NotFoundError, SpecError
 from labvirt.core.login import login_address
@@ -80,29 +81,29 @@ def remote_command(run: ck.CheckRun) -> list[str]:
     return ["sh", "-c", shlex.quote(run.script)]
 
 
-def _one(run: ck.CheckRun, argv: list[str] | None, runner: Runner, clock) -> ck.CheckResult:
+def _one(run: ck.CheckRun, argv: list[str] | None, runner: Runner, clock) -> co.CheckResult:
     shown = " ".join(remote_command(run))
     if run.skip is not None:
-        return ck.CheckResult(run.node, run.check.name, ck.SKIPPED, 0.0, run.skip, "", shown)
+        return co.CheckResult(run.node, run.check.name, co.SKIPPED, 0.0, run.skip, "", shown)
     start = clock()
     try:
         done = runner(argv, run.timeout)
     except subprocess.TimeoutExpired:
-        return ck.CheckResult(run.node, run.check.name, ck.FAILED, clock() - start,
+        return co.CheckResult(run.node, run.check.name, co.FAILED, clock() - start,
                               f"did not finish within {run.timeout:g}s", "", shown)
     except FileNotFoundError:
-        return ck.CheckResult(run.node, run.check.name, ck.ERROR, clock() - start,
+        return co.CheckResult(run.node, run.check.name, co.ERROR, clock() - start,
                               "ssh not found: install openssh-client", "", shown)
     seconds = clock() - start
-    status, detail = ck.judge(run, done.returncode, done.stdout, done.stderr)
+    status, detail = co.judge(run, done.returncode, done.stdout, done.stderr)
     output = ""
-    if status in (ck.FAILED, ck.ERROR):
-        output = ck.shorten("\n".join(x for x in (done.stdout.strip(), done.stderr.strip()) if x))
-    return ck.CheckResult(run.node, run.check.name, status, seconds, detail, output, shown)
+    if status in (co.FAILED, co.ERROR):
+        output = co.shorten("\n".join(x for x in (done.stdout.strip(), done.stderr.strip()) if x))
+    return co.CheckResult(run.node, run.check.name, status, seconds, detail, output, shown)
 
 
 def run_stage(session, stage: ck.StageSpec, workers: int = 8, only_nodes: list[str] | None = None,
-              on_result: Callable[[ck.CheckResult], None] = lambda r: None,
+              on_result: Callable[[co.CheckResult], None] = lambda r: None,
               runner: Runner = _capture, clock=time.monotonic) -> dict:
     """Run every check of `stage` on the session's lab copy; the report (labvirt.core.checks.stage_report).
 
@@ -117,14 +118,14 @@ def run_stage(session, stage: ck.StageSpec, workers: int = 8, only_nodes: list[s
             domain_of(desired, n)            # a name that is not a node: say so, with the lab's nodes
         runs = [r for r in runs if r.node in only_nodes]
     by_key = {d.key: d for d in desired.domains}
-    results: list[ck.CheckResult] = []
+    results: list[co.CheckResult] = []
     if session.simulated:
         user = session.spec.ssh_user
         for r in runs:
             address = login_address(by_key[r.node]) or "(its address)"
             shown = f"ssh {user}@{address} -- " + " ".join(remote_command(r))
-            res = (ck.CheckResult(r.node, r.check.name, ck.SKIPPED, 0.0, r.skip, "", shown) if r.skip else
-                   ck.CheckResult(r.node, r.check.name, ck.SIMULATED, 0.0,
+            res = (co.CheckResult(r.node, r.check.name, co.SKIPPED, 0.0, r.skip, "", shown) if r.skip else
+                   co.CheckResult(r.node, r.check.name, co.SIMULATED, 0.0,
                                   f"not run: {session.uri} is the simulator, where nothing boots", "", shown))
             on_result(res)
             results.append(res)
@@ -139,10 +140,10 @@ def run_stage(session, stage: ck.StageSpec, workers: int = 8, only_nodes: list[s
             except LabvirtError as e:
                 argv_of[node] = str(e)
 
-        def one(r: ck.CheckRun) -> ck.CheckResult:
+        def one(r: ck.CheckRun) -> co.CheckResult:
             base = argv_of.get(r.node)
             if isinstance(base, str):
-                res = ck.CheckResult(r.node, r.check.name, ck.ERROR, 0.0, base, "", " ".join(remote_command(r)))
+                res = co.CheckResult(r.node, r.check.name, co.ERROR, 0.0, base, "", " ".join(remote_command(r)))
             else:
                 argv = [*base, "--", *remote_command(r)] if base is not None else None
                 res = _one(r, argv, runner, clock)
@@ -153,13 +154,13 @@ def run_stage(session, stage: ck.StageSpec, workers: int = 8, only_nodes: list[s
             if error is not None:             # a bug, not a check result: let it be seen
                 raise error
             results.append(res)
-    report = ck.stage_report(stage, results, desired.copy.lab, desired.copy.student, session.simulated)
+    report = co.stage_report(stage, results, desired.copy.lab, desired.copy.student, session.simulated)
     report["uri"] = session.uri
     return report
 
 
 def verify_for_snapshot(session, snapshot: str, workers: int = 8,
-                        on_result: Callable[[ck.CheckResult], None] = lambda r: None) -> dict:
+                        on_result: Callable[[co.CheckResult], None] = lambda r: None) -> dict:
     """`labvirt snapshot NAME --verify`: run the stage that belongs to snapshot NAME; return its report
     when the stage holds, else raise StageDoesNotHold (its report attached, for a table)."""
     stage = stage_for_snapshot(session.spec.directory, snapshot)
@@ -173,11 +174,11 @@ class StageDoesNotHold(LabvirtError):
     def __init__(self, report: dict, snapshot: str | None = None):
         self.report = report
         c = report["counts"]
-        if report["outcome"] == ck.NOT_VERIFIED:
+        if report["outcome"] == co.NOT_VERIFIED:
             why = ("its checks cannot run on the simulator" if report["simulated"]
                    else "no check ran")
         else:
-            why = f"{c[ck.FAILED]} failed, {c[ck.ERROR]} could not run"
+            why = f"{c[co.FAILED]} failed, {c[co.ERROR]} could not run"
         what = f"stage {report['stage']!r} does not hold ({why})"
         super().__init__(f"{what}; snapshot {snapshot!r} not taken" if snapshot else what)
 
@@ -186,7 +187,7 @@ class StageDoesNotHold(LabvirtError):
 def class_verify(classroom, stage: ck.StageSpec, students: list[str], workers: int | None = None,
                  on_report: Callable[[dict], None] = lambda r: None) -> dict:
     """Run `stage` on every student's copy (students concurrently, each copy's checks concurrently);
-    the student x check matrix (labvirt.core.checks.class_matrix) with every report under "reports"."""
+    the student x check matrix (labvirt.core.check_outcome.class_matrix) with every report under "reports"."""
     from labvirt.ops.session import Session, host_verdict
 
     verdicts: dict[str, dict] = {}
@@ -203,7 +204,7 @@ def class_verify(classroom, stage: ck.StageSpec, students: list[str], workers: i
             report = run_stage(session, stage, workers=INNER_WORKERS)
         except LabvirtError as e:            # one student's lab that cannot be checked: a row that says why
             report = {"lab": classroom.spec.name, "student": student, "stage": stage.name,
-                      "outcome": ck.FAILS, "holds": False, "error": str(e), "results": [],
+                      "outcome": co.FAILS, "holds": False, "error": str(e), "results": [],
                       "simulated": session.simulated}
         report["host"] = uri
         on_report(report)
@@ -214,7 +215,7 @@ def class_verify(classroom, stage: ck.StageSpec, students: list[str], workers: i
         if error is not None:
             raise error
         reports.append(report)
-    matrix = ck.class_matrix(stage, reports)
+    matrix = co.class_matrix(stage, reports)
     matrix["lab"] = classroom.spec.name
     matrix["reports"] = reports
     return matrix
