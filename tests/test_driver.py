@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from labvirt.driver.libvirt_driver import Driver, one_line
+from labvirt.driver.libvirt_driver import Driver
+from labvirt.driver.libvirt_errors import one_line
 from labvirt.ops.parallel import each
 
 

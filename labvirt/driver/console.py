@@ -13,7 +13,7 @@ import time
 
 import libvirt
 
-from labvirt.driver.libvirt_driver import libvirt_errors
+from labvirt.driver.libvirt_errors import libvirt_errors
 from labvirt.core.errors import LabvirtError
 
 ESCAPE = b"\x1d"          # Ctrl+]

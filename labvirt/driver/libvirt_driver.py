@@ -11,63 +11,21 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import threading
 import time
 
 import libvirt
 
-from labvirt.core.errors import ConnectionFailed, DriverError, NotFoundError, UnsupportedError
+from labvirt.core.errors import ConnectionFailed, UnsupportedError
 from labvirt.core.observed import Observed, parse_domain, parse_network, parse_pool, parse_volume
 from labvirt.driver import host_networks
+from labvirt.driver.libvirt_errors import libvirt_errors, vanishing
+from labvirt.driver.libvirt_snapshots import Snapshots
 
-libvirt.registerErrorHandler(lambda *_: None, None)
-
-_NOT_FOUND = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
-              libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT}
-_UNSUPPORTED = {libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
 STATES = {libvirt.VIR_DOMAIN_NOSTATE: "nostate", libvirt.VIR_DOMAIN_RUNNING: "running",
           libvirt.VIR_DOMAIN_BLOCKED: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
           libvirt.VIR_DOMAIN_SHUTDOWN: "shutting-down", libvirt.VIR_DOMAIN_SHUTOFF: "shutoff",
           libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended"}
-
-
-@contextlib.contextmanager
-def libvirt_errors(what: str):
-    """Map libvirt errors raised inside the block to labvirt's, naming what was being done."""
-    try:
-        yield
-    except libvirt.libvirtError as e:
-        code = e.get_error_code()
-        msg = one_line(e.get_error_message() or str(e))
-        if code in _NOT_FOUND:
-            raise NotFoundError(f"{what}: {msg}") from None
-        if code in _UNSUPPORTED:
-            raise UnsupportedError(f"{what}: not supported by this libvirt host ({msg})") from None
-        raise DriverError(f"{what}: {msg}") from None
-
-
-@contextlib.contextmanager
-def _vanishing():
-    """Skip an object that another process removed while we were looking at it."""
-    try:
-        yield
-    except libvirt.libvirtError as e:
-        if e.get_error_code() not in _NOT_FOUND:
-            raise
-
-
-def one_line(msg: str) -> str:
-    """libvirt passes QEMU's multi-line logs through: keep the first line and the last error line."""
-    lines = [_TIMESTAMP.sub("", line).strip() for line in msg.strip().splitlines() if line.strip()]
-    if len(lines) <= 1:
-        return lines[0] if lines else ""
-    head = lines[0].split(": ")[0:2]
-    errors = [line for line in lines if "error" in line.lower()]
-    return f"{': '.join(head)} ... {(errors or lines)[-1]}"
-
-
-_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z\s*")
 
 
 def open_libvirt(uri: str) -> libvirt.virConnect:
@@ -78,7 +36,7 @@ def open_libvirt(uri: str) -> libvirt.virConnect:
         raise ConnectionFailed(f"cannot reach libvirt at {uri}: {msg}. Try the simulator: --connect sim") from None
 
 
-class Driver:
+class Driver(Snapshots):
     simulated = False
 
     def __init__(self, conn: libvirt.virConnect, uri: str):
@@ -113,13 +71,13 @@ class Driver:
         domains, networks, pools, bridges, every_network = {}, {}, {}, set(), []
         with libvirt_errors("listing domains"):
             for dom in self.conn.listAllDomains():
-                with _vanishing():
+                with vanishing():
                     if prefix and not dom.name().startswith(prefix + "-"):
                         continue
                     domains[dom.name()] = self._observe_domain(dom)
         with libvirt_errors("listing networks"):
             for net in self.conn.listAllNetworks():
-                with _vanishing():
+                with vanishing():
                     obs = parse_network(self._network_xml(net), bool(net.isActive()), bool(net.autostart()))
                     every_network.append(obs)
                     if obs.bridge:
@@ -128,7 +86,7 @@ class Driver:
                         networks[obs.name] = obs
         with libvirt_errors("listing storage pools"):
             for pool in self.conn.listAllStoragePools():
-                with _vanishing():
+                with vanishing():
                     name = pool.name()
                     if prefix and name not in (f"labvirt-{prefix}", "labvirt-images"):
                         continue
@@ -152,7 +110,7 @@ class Driver:
     def _observe_volumes(pool) -> tuple:
         out = []
         for vol in pool.listAllVolumes():
-            with _vanishing():
+            with vanishing():
                 out.append(parse_volume(vol.XMLDesc(0)))
         return tuple(out)
 
@@ -352,63 +310,6 @@ class Driver:
         from labvirt.driver.virt_builder import guestfs_env, run_builder
 
         run_builder(argv, guestfs_env(), lambda line: None)
-
-    def suspend(self, name: str) -> None:
-        with libvirt_errors(f"pausing {name}"):
-            self.conn.lookupByName(name).suspend()
-
-    def resume(self, name: str) -> None:
-        with libvirt_errors(f"resuming {name}"):
-            self.conn.lookupByName(name).resume()
-
-    def create_snapshot(self, name: str, xml: str) -> None:
-        with libvirt_errors(f"snapshot of {name}"):
-            self.conn.lookupByName(name).snapshotCreateXML(xml, 0)
-
-    def delete_snapshot(self, name: str, snapshot: str) -> None:
-        with libvirt_errors(f"deleting snapshot {snapshot} of {name}"):
-            self.conn.lookupByName(name).snapshotLookupByName(snapshot).delete(0)
-
-    def revert_snapshot(self, name: str, snapshot: str, paused: bool = False) -> None:
-        """Revert; `paused` leaves a snapshot taken while running paused, for a common resume."""
-        flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED if paused else 0
-        with libvirt_errors(f"reverting {name} to {snapshot}"):
-            dom = self.conn.lookupByName(name)
-            dom.revertToSnapshot(dom.snapshotLookupByName(snapshot), flags)
-
-    def sync_clock(self, name: str, timeout: float = 5.0) -> str | None:
-        """Set a running guest's clock from its RTC (the host's time) through the guest agent, as
-        after a revert the guest's clock stands where it stood at the snapshot. None when done; else
-        why not (no agent in the guest, agent not answering within `timeout`)."""
-        deadline = time.monotonic() + timeout
-        with libvirt_errors(f"domain {name}"):
-            dom = self.conn.lookupByName(name)
-        while True:
-            try:
-                dom.setTime(flags=libvirt.VIR_DOMAIN_TIME_SYNC)
-                return None
-            except libvirt.libvirtError as e:
-                code = e.get_error_code()
-                msg = one_line(e.get_error_message() or str(e))
-                if code != libvirt.VIR_ERR_AGENT_UNRESPONSIVE or time.monotonic() >= deadline:
-                    return msg
-            time.sleep(0.25)
-
-    def snapshots(self, name: str) -> list[dict]:
-        """[{name, description, state, created, current}] of one domain, oldest first (stable sort)."""
-        from lxml import etree
-
-        with libvirt_errors(f"listing snapshots of {name}"):
-            dom = self.conn.lookupByName(name)
-            current = dom.snapshotCurrent().getName() if dom.hasCurrentSnapshot() else None
-            out = []
-            # parents before children, so snapshots taken in the same second keep their order
-            for snap in dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL):
-                root = etree.fromstring(snap.getXMLDesc(0).encode())
-                out.append({"name": root.findtext("name"), "description": root.findtext("description") or "",
-                            "state": root.findtext("state"), "created": int(root.findtext("creationTime") or 0),
-                            "current": root.findtext("name") == current})
-            return sorted(out, key=lambda s: s["created"])
 
     def destroy_domain(self, name: str) -> None:
         """Stop at once and undefine with its snapshot metadata, managed save and NVRAM."""

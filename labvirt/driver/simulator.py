@@ -27,7 +27,8 @@ from lxml.builder import ElementMaker
 
 from labvirt.core.errors import LabvirtError, StateError, UnsupportedError
 from labvirt.core.units import GiB
-from labvirt.driver.libvirt_driver import Driver, libvirt_errors, one_line
+from labvirt.driver.libvirt_driver import Driver
+from labvirt.driver.libvirt_errors import libvirt_errors, one_line
 from labvirt.driver.state_files import pid_lock, sim_dir, write_atomic
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
