@@ -87,7 +87,7 @@ def hosts_file(desired: DesiredLab) -> str:
     return LOCALHOST + hosts_block(desired)
 
 
-# -- network: one intent per NIC, rendered as network-config v1, v2 and ifcfg ------------------
+# -- network: one intent per NIC, rendered as network-config v1, v2 and each stack's files (guest_network) --
 @dataclass(frozen=True)
 class NicIntent:
     """What one NIC of a node should look like in the guest, whatever writes it."""
