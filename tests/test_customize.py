@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from labvirt.core.cloudinit import hosts_block, nic_intents
-from labvirt.core.customize import STACKS, STAGE, identity_argv, install_script, network_files
+from labvirt.core.customize import RELABEL, STACKS, STAGE, identity_argv, install_script, network_files
 from labvirt.core.desired import HostParams, desire
 from labvirt.core.guest_network import ifupdown
 from labvirt.core.identity import LabCopy
@@ -144,7 +144,7 @@ def test_identity_argv_without_secrets(three):
     assert staged == {f"{STAGE}/{s}{f.path}" for s, fs in network_files(desired, "compute1").items() for f in fs}
     assert ("--chmod", f"0700:{STAGE}") in ops
     runs = [v for o, v in ops if o == "--run-command"]
-    assert runs == [install_script(desired, "compute1")]
+    assert runs == [install_script(desired, "compute1"), RELABEL]     # relabelling last, on SELinux guests only
     # every staged file is in place before the script runs
     assert max(i for i, (o, _) in enumerate(ops) if o == "--write") < ops.index(("--run-command", runs[0]))
     assert not {"--root-password", "--upload", "--ssh-inject"} & {o for o, _ in ops}
@@ -161,6 +161,7 @@ def test_identity_argv_with_the_secrets_by_file(three, tmp_path):
     assert ("--upload", f"{key}.pub:/etc/ssh/ssh_host_ed25519_key.pub") in ops
     assert any(o == "--run-command" and "chmod 0600 /etc/ssh/ssh_host_ed25519_key" in v for o, v in ops)
     assert ("--ssh-inject", "root:string:ssh-ed25519 AAAAC3Nz labvirt-lab") in ops
+    assert ops[-1] == ("--run-command", RELABEL)        # after everything it labels
     assert not any("PRIVATE KEY" in a for a in argv)
 
 
@@ -173,12 +174,13 @@ def test_identity_argv_for_another_login_user(three):
     assert any(o == "--run-command" and v.startswith("id -u stack ") for o, v in ops)
 
 
-def test_the_script_is_posix_sh(three):
+def test_the_scripts_are_posix_sh(three):
     desired, _ = three
     for shell in ("sh", "dash", "bash"):
         if shutil.which(shell):
-            r = subprocess.run([shell, "-n"], input=install_script(desired, "compute1"), text=True, capture_output=True)
-            assert r.returncode == 0, (shell, r.stderr)
+            for script in (install_script(desired, "compute1"), RELABEL):
+                r = subprocess.run([shell, "-n"], input=script, text=True, capture_output=True)
+                assert r.returncode == 0, (shell, r.stderr)
 
 
 # -- the script inside a guest: a busybox chroot per stack ----------------------------------------

@@ -5,7 +5,7 @@ What a seeded node gets from cloud-init, this node gets from virt-customize: hos
 /etc/hosts, its NICs (static address and prefix, default route and DNS through the NIC on a NAT or
 external network), root's authorized keys (the lab's login key; another ssh_user is created with
 sudo), the root password (`file:`, never in argv) and its ed25519 host key (uploaded from its 0600
-file, never in argv).
+file, never in argv); on an SELinux guest what was written is labelled (RELABEL).
 
 The NICs are written for the network stack the guest has, decided inside the guest from what its
 disk holds: every stack's files are staged under STAGE, and one POSIX sh script (`--run-command`)
@@ -30,6 +30,12 @@ HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 # network-scripts first (EL7; EL8 with network-scripts installed), netplan before the stacks it
 # drives (Ubuntu), ifupdown before NetworkManager (Debian with both: NetworkManager leaves
 # interfaces that ifupdown configures alone), NetworkManager (EL8/EL9), systemd-networkd last.
+# Files written in libguestfs' appliance carry no SELinux label: on an SELinux guest, label what was
+# written (setfiles reads the policy's file contexts; no policy need be loaded), else at next boot.
+RELABEL = ("if [ -f /etc/selinux/config ] && [ -x /usr/sbin/setfiles ]; then . /etc/selinux/config; "
+           "/usr/sbin/setfiles -F /etc/selinux/${SELINUXTYPE:-targeted}/contexts/files/file_contexts "
+           "/etc /root /home || touch /.autorelabel; fi")
+
 STACKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ifcfg", ("/etc/sysconfig/network-scripts/ifup-eth", "/usr/libexec/network-scripts/ifup-eth")),
     ("netplan", ("/usr/sbin/netplan", "/usr/bin/netplan", "/sbin/netplan")),
@@ -122,4 +128,4 @@ def identity_argv(disk: str, desired: DesiredLab, node_key: str, *, password_fil
                  "--chmod", f"0440:/etc/sudoers.d/labvirt-{user}"]
     for key in login_keys:
         argv += ["--ssh-inject", f"{user}:string:{key}"]
-    return argv
+    return argv + ["--run-command", RELABEL]
