@@ -11,7 +11,7 @@ import pytest
 from labvirt.driver import virt_builder as builder
 from labvirt.driver.virt_builder import (build_commands, builder_argv, builder_env, error_lines, guestfs_needs_tcg,
                              read_password, root_password_file, root_password_hash, run_builder,
-                             show_root_password, size_arg, virt_customize_argv)
+                             show_root_password, size_arg)
 from labvirt.core.crypt import sha512_crypt
 from labvirt.core.desired import HostParams, desire
 from labvirt.core.errors import DriverError, NotFoundError, SpecError
@@ -215,24 +215,6 @@ def test_build_commands_for_a_local_cloud_image():
 
 def test_build_commands_for_a_template(centos7):
     assert build_commands(centos7, "o", "/pw") == [builder_argv(centos7, "o", "/pw")]
-
-
-def test_virt_customize_identity_argv():
-    spec = load_lab(EXAMPLES["standard"])
-    desired = desire(spec, LabCopy(spec.name), HostParams(domain_type="qemu"))
-    argv = virt_customize_argv("/pool/openstack/controller.qcow2", desired, "controller", "/state/pw")
-    assert argv[:7] == ["virt-customize", "--format", "qcow2", "--add", "/pool/openstack/controller.qcow2",
-                        "--no-network", "--hostname"]
-    assert argv[7] == "controller"
-    writes = dict(argv[j + 1].split(":", 1) for j, a in enumerate(argv) if a == "--write")
-    assert sorted(writes) == ["/etc/hostname", "/etc/hosts", "/etc/sysconfig/network-scripts/ifcfg-eth0",
-                              "/etc/sysconfig/network-scripts/ifcfg-eth1"]
-    assert "IPADDR=192.168.122.100\n" in writes["/etc/sysconfig/network-scripts/ifcfg-eth0"]
-    assert "GATEWAY=192.168.122.1\n" in writes["/etc/sysconfig/network-scripts/ifcfg-eth0"]
-    assert "GATEWAY" not in writes["/etc/sysconfig/network-scripts/ifcfg-eth1"]
-    assert "192.168.122.110 compute" in writes["/etc/hosts"].replace("      ", " ")
-    assert argv[argv.index("--root-password") + 1] == "file:/state/pw"
-    assert "--root-password" not in virt_customize_argv("d", desired, "compute")
 
 
 # -- running ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ipaddress import ip_interface
 import pytest
 import yaml
 
-from labvirt.core.cloudinit import (cloud_config, hosts_block, identity_files, meta_data, network_config,
+from labvirt.core.cloudinit import (cloud_config, hostname, hosts_block, meta_data, network_config,
                                     seed_documents, to_yaml)
 from labvirt.core.crypt import sha512_crypt
 from labvirt.core.desired import HostParams, desire
@@ -99,11 +99,7 @@ def test_dns_domain_and_dhcp_nics():
     assert ns == {"type": "nameserver", "address": ["192.168.122.1"], "search": ["lab.example"]}
     assert eth1["subnets"] == [{"type": "dhcp"}]
     assert network_config(desired, "controller", 2)["ethernets"]["eth1"]["dhcp4"] is True
-    files = identity_files(desired, "controller")
-    assert files["/etc/hostname"] == "controller.lab.example\n"
-    assert "DOMAIN=lab.example\n" in files["/etc/sysconfig/network-scripts/ifcfg-eth0"]
-    eth1_ifcfg = files["/etc/sysconfig/network-scripts/ifcfg-eth1"]
-    assert "BOOTPROTO=dhcp\nPEERDNS=no\nDEFROUTE=no\n" in eth1_ifcfg
+    assert hostname(desired, "controller") == "controller.lab.example"
     with pytest.raises(ValueError):
         network_config(desired, "controller", 3)
 
@@ -215,24 +211,6 @@ def test_sha512_crypt_matches_openssl(password, salt):
 def test_random_salts_differ():
     a, b = sha512_crypt("pw"), sha512_crypt("pw")
     assert a != b and a.startswith("$6$") and len(a.split("$")[2]) == 16
-
-
-# -- virt-customize identity files ------------------------------------------------------------
-def test_identity_files_for_images_without_cloud_init():
-    desired = desired_lab("three-node")
-    files = identity_files(desired, "compute1")
-    assert set(files) == {"/etc/hostname", "/etc/hosts", "/etc/sysconfig/network-scripts/ifcfg-eth0",
-                          "/etc/sysconfig/network-scripts/ifcfg-eth1"}
-    assert files["/etc/hostname"] == "compute1\n"
-    domain = next(d for d in desired.domains if d.key == "compute1")
-    eth0 = dict(line.split("=", 1) for line in files["/etc/sysconfig/network-scripts/ifcfg-eth0"].splitlines())
-    eth1 = dict(line.split("=", 1) for line in files["/etc/sysconfig/network-scripts/ifcfg-eth1"].splitlines())
-    assert eth0 == {"DEVICE": "eth0", "NAME": "eth0", "HWADDR": domain.nics[0].mac, "TYPE": "Ethernet",
-                    "ONBOOT": "yes", "NM_CONTROLLED": "no", "BOOTPROTO": "none", "IPADDR": "192.168.1.101",
-                    "PREFIX": "24", "DEFROUTE": "no"}
-    assert eth1["HWADDR"] == domain.nics[1].mac and eth1["IPADDR"] == "10.5.116.101"
-    assert eth1["GATEWAY"] == eth1["DNS1"] == "10.5.116.1" and eth1["DEFROUTE"] == "yes"
-    assert files["/etc/hosts"].endswith(hosts_block(desired))
 
 
 def test_core_modules_import_without_libvirt_or_subprocess():

@@ -62,11 +62,12 @@ def test_the_private_host_key_is_never_printed(tmp_path):
 
 def test_virt_customize_uploads_the_host_key_from_its_file():
     from labvirt.core.desired import desire
-    from labvirt.driver.virt_builder import virt_customize_argv
+    from labvirt.core.customize import identity_argv
 
     spec = load_lab(EXAMPLES["standard"])
     desired = desire(spec, LabCopy(spec.name), HostParams())
     path, _ = host_key(spec.name, "", "controller")
-    argv = virt_customize_argv("/x/controller.qcow2", desired, "controller", host_key=path)
-    assert f"{path}:/etc/ssh/ssh_host_ed25519_key" in argv and "0600:/etc/ssh/ssh_host_ed25519_key" in argv
+    argv = identity_argv("/x/controller.qcow2", desired, "controller", host_key=path)
+    assert f"{path}:/etc/ssh/ssh_host_ed25519_key" in argv
+    assert any("chmod 0600 /etc/ssh/ssh_host_ed25519_key" in a for a in argv)
     assert not any("PRIVATE KEY" in a for a in argv)

@@ -77,14 +77,16 @@ def test_golden_image_built_once_and_reused_by_overlays(tmp_path, daemon):
 
 
 def test_virt_customize_identity_on_the_overlay_before_first_boot(tmp_path, daemon):
-    """A recipe without cloud-init: hostname and ifcfg-eth* written into the new overlay."""
+    """A recipe without cloud-init: hostname and, as the image has network-scripts (made by the
+    recipe's run line: the busybox template has no network stack), ifcfg-eth* written into the new overlay."""
     repo = make_tiny_repo()
     lab = small_lab(tmp_path, subnet_a="10.251.241.0/24", subnet_b="10.252.241.0/24", nodes=("alpha",),
                     boot='image = "plain"\n')
     os.makedirs(os.path.join(lab, "images"))
     with open(os.path.join(lab, "images", "plain.toml"), "w") as f:
         f.write(f'template = "{repo.template}"\nrepository = "{repo.directory}"\nsize = "{repo.size // 2**20}MiB"\n'
-                'identity = "virt-customize"\n')
+                'identity = "virt-customize"\n'
+                'run = ["mkdir -p /etc/sysconfig/network-scripts && touch /etc/sysconfig/network-scripts/ifup-eth"]\n')
     name = open(os.path.join(lab, "lab.toml")).read().split('"')[1]
     try:
         r = run_cli("up", "--no-start", "-C", lab, "-c", daemon)       # builds the image, then the overlay

@@ -1,4 +1,4 @@
-"""Per-node identity as documents: cloud-init NoCloud seed files and plain files for virt-customize.
+"""Per-node identity as documents: cloud-init NoCloud seed files (images without cloud-init: core/customize).
 
 Everything comes from the desired lab (the same MACs and addresses as the DHCP reservations), so a
 node gets the same identity from its seed ISO, from dnsmasq and from /etc/hosts on every other node.
@@ -7,7 +7,8 @@ Pure: no libvirt, no subprocess, no I/O. YAML is written by PyYAML's safe dumper
 Network config is version 1: CentOS 7's cloud-init (0.7.9) does not read version 2 (cloud-init
 issue #3024); in version 1 `name` + `mac_address` matches the NIC by MAC and renames it, like
 version 2's `match` + `set-name`. `network_config(..., version=2)` exists for newer images. Both, and
-the ifcfg files for images without cloud-init, are rendered from one NicIntent per NIC.
+each guest network stack's own files (core/guest_network, images without cloud-init), are rendered
+from one NicIntent per NIC.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from labvirt.core.desired import DesiredDomain, DesiredLab, DesiredNetwork, Desi
 
 LOCALHOST = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
              "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")
-IFCFG_DIR = "/etc/sysconfig/network-scripts"
 
 
 # -- lookups ----------------------------------------------------------------------------------
@@ -56,6 +56,12 @@ def _fqdn(desired: DesiredLab, domain: DesiredDomain) -> str | None:
     return None
 
 
+def hostname(desired: DesiredLab, node_key: str) -> str:
+    """The node's /etc/hostname: its FQDN where one of its networks has a domain, else its name."""
+    domain = _domain(desired, node_key)
+    return _fqdn(desired, domain) or domain.key
+
+
 # -- /etc/hosts -------------------------------------------------------------------------------
 def hosts_block(desired: DesiredLab) -> str:
     """Every node of the lab copy: the first static address as the node's name (and FQDN), the
@@ -81,7 +87,7 @@ def hosts_file(desired: DesiredLab) -> str:
     return LOCALHOST + hosts_block(desired)
 
 
-# -- network: one intent per NIC, rendered as network-config v1, v2 and ifcfg ------------------
+# -- network: one intent per NIC, rendered as network-config v1, v2 and each stack's files (guest_network) --
 @dataclass(frozen=True)
 class NicIntent:
     """What one NIC of a node should look like in the guest, whatever writes it."""
@@ -238,36 +244,6 @@ def seed_documents(desired: DesiredLab, node_key: str, ssh_keys: tuple[str, ...]
                                                               host_key)),
         "network-config": to_yaml(network_config(desired, node_key, network_version)),
     }
-
-
-# -- files for images without cloud-init (written by virt-customize) -----------------------------
-def ifcfg(intent: NicIntent) -> str:
-    """/etc/sysconfig/network-scripts/ifcfg-ethN: HWADDR makes udev give this MAC this name."""
-    n = intent
-    lines = [f"DEVICE={n.name}", f"NAME={n.name}", f"HWADDR={n.mac}", "TYPE=Ethernet", "ONBOOT=yes",
-             "NM_CONTROLLED=no"]
-    if n.address is None:
-        lines.append("BOOTPROTO=dhcp")
-        if n.gateway is None:
-            lines += ["PEERDNS=no"]
-    else:
-        lines += ["BOOTPROTO=none", f"IPADDR={n.address.ip}", f"PREFIX={n.address.network.prefixlen}"]
-        if n.gateway is not None:
-            lines.append(f"GATEWAY={n.gateway}")
-        lines += [f"DNS{i}={a}" for i, a in enumerate(n.nameservers, 1)]
-        if n.search:
-            lines.append(f"DOMAIN={' '.join(n.search)}")
-    lines.append("DEFROUTE=yes" if n.gateway is not None else "DEFROUTE=no")
-    return "\n".join(lines) + "\n"
-
-
-def identity_files(desired: DesiredLab, node_key: str) -> dict[str, str]:
-    """Path -> content of the same identity as the seed: hostname, /etc/hosts, ifcfg-eth0/eth1..."""
-    domain = _domain(desired, node_key)
-    files = {"/etc/hostname": (_fqdn(desired, domain) or domain.key) + "\n", "/etc/hosts": hosts_file(desired)}
-    for intent in nic_intents(desired, node_key):
-        files[f"{IFCFG_DIR}/ifcfg-{intent.name}"] = ifcfg(intent)
-    return files
 
 
 # -- YAML --------------------------------------------------------------------------------------

@@ -17,9 +17,7 @@ import stat
 from collections.abc import Callable, Mapping
 
 from labvirt.core import repositories
-from labvirt.core.cloudinit import identity_files
 from labvirt.core.crypt import sha512_crypt
-from labvirt.core.desired import DesiredLab
 from labvirt.core.errors import DriverError, NotFoundError, SpecError
 from labvirt.driver.state_files import lab_state_dir, write_private
 from labvirt.core.spec import ImageSpec
@@ -211,28 +209,6 @@ def build_commands(image: ImageSpec, output: str, password_file: str, *, hostnam
     return [["qemu-img", "convert", "-O", "qcow2", image.source_file, output],
             ["qemu-img", "resize", "-f", "qcow2", output, str(image.size)],
             customize + customize_options(image, password_file, hostname)]
-
-
-def virt_customize_argv(disk: str, desired: DesiredLab, node_key: str, password_file: str | None = None,
-                        host_key: str | None = None) -> list[str]:
-    """Per-node identity for images without cloud-init, written into the node's overlay before its
-    first boot: hostname, /etc/hosts and ifcfg-ethN (same content as the seed; see identity_files),
-    and the node's SSH host key (`host_key`: the private key's path; uploaded from the file, so the
-    key never appears in argv)."""
-    files = identity_files(desired, node_key)
-    argv = ["virt-customize", "--format", "qcow2", "--add", disk, "--no-network",
-            "--hostname", files["/etc/hostname"].strip()]
-    if password_file:
-        argv += ["--root-password", f"file:{password_file}", "--password-crypto", "sha512"]
-    for directory in sorted({os.path.dirname(path) for path in files}):
-        argv += ["--mkdir", directory]              # e.g. network-scripts on images that lack it
-    for path, content in files.items():
-        argv += ["--write", f"{path}:{content}"]
-    if host_key:
-        target = "/etc/ssh/ssh_host_ed25519_key"
-        argv += ["--mkdir", "/etc/ssh", "--upload", f"{host_key}:{target}", "--chmod", f"0600:{target}",
-                 "--upload", f"{host_key}.pub:{target}.pub", "--chmod", f"0644:{target}.pub"]
-    return argv
 
 
 # -- running ----------------------------------------------------------------------------------

@@ -291,19 +291,32 @@ def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_dr
     recipes = {i.name: i for i in spec.images}
     customized = [n for n in spec.nodes if n.image and recipes[n.image].identity == "virt-customize"]
     if customized:
-        from labvirt.driver.ssh_keys import host_key
-        from labvirt.driver.virt_builder import virt_customize_argv
-
-        disks = {v.node: v.path for v in desired.volumes if v.kind == "disk"}
-        kwargs["customize"] = {
-            n.name: tuple(virt_customize_argv(disks[n.name], desired, n.name,
-                                              host_key=host_key(copy.lab, copy.student, n.name)[0] if applying else None))
-            for n in customized}
+        kwargs["customize"] = customize_argvs(spec, copy, desired, customized, applying)
     if applying:
         refresh_known_hosts(desired)
     return desired, plan_up(desired, observed, recreate=recreate, start=start,
                             images_present=images_present(observed) if has_driver else None,
                             images_of={n.name: n.image for n in spec.nodes if n.image}, adopt=adopt, **kwargs)
+
+
+def customize_argvs(spec: LabSpec, copy: LabCopy, desired, nodes, applying: bool) -> dict[str, tuple[str, ...]]:
+    """node -> virt-customize argv writing its identity into its new overlay (core/customize). The
+    secrets (host key, login key, root password file; 0600, made on first use) only when applying."""
+    from labvirt.core.customize import identity_argv
+    from labvirt.driver.ssh_keys import host_key, lab_key
+    from labvirt.driver.virt_builder import root_password_file
+
+    recipes = {i.name: i for i in spec.images}
+    disks = {v.node: v.path for v in desired.volumes if v.kind == "disk"}
+    argvs = {}
+    for n in nodes:
+        secrets = {}
+        if applying:
+            secrets = {"host_key": host_key(copy.lab, copy.student, n.name)[0],
+                       "login_keys": (lab_key(copy.lab, copy.student)[1],),
+                       "password_file": root_password_file(recipes[n.image], copy.lab, copy.student)}
+        argvs[n.name] = tuple(identity_argv(disks[n.name], desired, n.name, user=spec.ssh_user, **secrets))
+    return argvs
 
 
 def _has_volume(observed, vol) -> bool:
