@@ -104,7 +104,7 @@ class CustomizeDisk(Action):
     argv: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        return f"{self.verb} {self.target} (hostname, /etc/hosts, ifcfg-eth*)"
+        return f"{self.verb} {self.target} (hostname, /etc/hosts, network, keys)"
 
 
 @dataclass(frozen=True)
