@@ -25,7 +25,7 @@ import pytest
 
 from .conftest import run_cli
 from .support import netns as ns
-from .support.debian_lab import DebianNode, cli, guest_ssh, lab_objects, labvirt_in_netns, require_kit, write_debian_lab
+from .support.debian_lab import DebianNode, cli, destroy_and_look, guest_ssh, lab_objects, labvirt_in_netns, require_kit, write_debian_lab
 
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]
 
@@ -73,13 +73,8 @@ def debian_lab(tmp_path_factory, netns, daemon):
         print(f"\nreal guests: up {info['up_seconds']:.1f} s, ssh after {info['ready']} s", file=sys.stderr)
         yield info
     finally:
-        r = cli(lab, state, "destroy")
+        r, left = destroy_and_look(lab, state, name)
         info["destroy"] = r
-        conn = libvirt.open("qemu:///system")
-        try:
-            left = lab_objects(conn, name)
-        finally:
-            conn.close()
         assert r.returncode == 0, r.stderr
         assert left == ([], [], []), f"destroy left {left}"
 

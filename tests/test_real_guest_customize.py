@@ -22,9 +22,10 @@ import time
 
 import pytest
 
-from .conftest import run_cli, write_lab
+from .conftest import run_cli
 from .support import netns as ns
-from .support.debian_lab import cli, guest_ssh, lab_objects, labvirt_in_netns, require_kit
+from .support.debian_lab import (DebianNode, cli, destroy_and_look, guest_ssh, lab_objects, labvirt_in_netns,
+                                 require_kit, write_debian_lab)
 
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]
 
@@ -44,30 +45,14 @@ def nocloud(tmp_path_factory, netns, daemon):
     state, pool_dir = str(base / "state"), str(base / "pool")
     name = "lvc" + os.urandom(3).hex()
     recipe = f"{name}-nocloud"                   # golden images are shared by labs: a name of its own
-    boot = kit.boot("cloud")
-    node = f'''
-        role = "generic"
-        vcpus = 1
-        memory = "768MiB"
-        disk = "4GiB"
-        image = "{recipe}"
-        [boot]
-        kernel = "{boot['kernel']}"
-        initrd = "{boot['initrd']}"
-        cmdline = "{boot['cmdline']}"
-        [[nic]]
-        network = "lan"
-        address = "{ADDRESS}"
-        '''
     image = f'''
         source_file = "{kit.disk}"
         size = "4GiB"
         identity = "virt-customize"
         run = ["dpkg --purge cloud-init"]
         '''
-    lab = write_lab(base / "lab", name, networks={"lan": f'mode = "nat"\nsubnet = "{SUBNET}.0/24"\n'},
-                    nodes={NODE: node}, images={recipe: image},
-                    lab_extra=f'domain_type = "qemu"\n[storage]\npool_dir = "{pool_dir}"\n')
+    lab = write_debian_lab(base / "lab", name, kit, {NODE: DebianNode(ADDRESS, image=recipe)}, f"{SUBNET}.0/24",
+                           pool_dir, images={recipe: image})
     import libvirt
 
     info = {"lab": lab, "state": state, "name": name, "recipe": recipe, "pool_dir": pool_dir}
@@ -93,13 +78,8 @@ def nocloud(tmp_path_factory, netns, daemon):
               f"ssh after {info['ready']} s", file=sys.stderr)
         yield info
     finally:
-        r = cli(lab, state, "destroy")
+        r, left = destroy_and_look(lab, state, name)
         removed = cli(lab, state, "image", "remove", recipe)      # done already when the last test ran
-        conn = libvirt.open("qemu:///system")
-        try:
-            left = lab_objects(conn, name)
-        finally:
-            conn.close()
         assert r.returncode == 0, r.stderr
         assert removed.returncode == 0 or "no golden image" in removed.stderr, removed.stderr
         assert left == ([], [], []), f"destroy left {left}"

@@ -35,6 +35,7 @@ class DebianNode:
     role: str = "generic"
     memory: str = "768MiB"
     disk: str = "4GiB"
+    image: str | None = None   # an image recipe of the lab (no seed); default: the kit's disk with a seed
 
 
 def require_kit() -> DebianKit:
@@ -61,18 +62,20 @@ def _unavailable(e: Exception):
 
 
 def write_debian_lab(directory, name: str, kit: DebianKit, nodes: dict[str, DebianNode], subnet: str,
-                     pool_dir: str, domain: str | None = None, lab_extra: str = "") -> str:
-    """The lab directory: one NAT network "lan" (`subnet`, optional DNS `domain`), the nodes on it."""
+                     pool_dir: str, domain: str | None = None, lab_extra: str = "",
+                     images: dict[str, str] | None = None) -> str:
+    """The lab directory: one NAT network "lan" (`subnet`, optional DNS `domain`), the nodes on it,
+    image recipes `images` (name -> TOML) for nodes that name one."""
     files = {}
     for node, n in nodes.items():
         boot = kit.boot(n.kernel)
+        disk = f'image = "{n.image}"' if n.image else f'base_image = "{kit.disk}"\n            seed = true'
         files[node] = f'''
             role = "{n.role}"
             vcpus = 1
             memory = "{n.memory}"
             disk = "{n.disk}"
-            base_image = "{kit.disk}"
-            seed = true
+            {disk}
             [boot]
             kernel = "{boot['kernel']}"
             initrd = "{boot['initrd']}"
@@ -82,7 +85,7 @@ def write_debian_lab(directory, name: str, kit: DebianKit, nodes: dict[str, Debi
             address = "{n.address}"
             '''
     lan = f'mode = "nat"\nsubnet = "{subnet}"\n' + (f'domain = "{domain}"\n' if domain else "")
-    return write_lab(directory, name, networks={"lan": lan}, nodes=files,
+    return write_lab(directory, name, networks={"lan": lan}, nodes=files, images=images,
                      lab_extra=f'domain_type = "qemu"\n[storage]\npool_dir = "{pool_dir}"\n{lab_extra}')
 
 
@@ -111,6 +114,18 @@ def guest_ssh(lab, state, node, command, timeout=60, student=None) -> subprocess
 def cli(lab, state, *args) -> subprocess.CompletedProcess:
     """labvirt outside the namespace (libvirt's socket is a file: reachable from anywhere)."""
     return run_cli(*args, "-C", lab, "-c", URI, env={"LABVIRT_STATE_DIR": state})
+
+
+def destroy_and_look(lab, state, prefix: str):
+    """`labvirt destroy`, then what the daemon still holds of PREFIX: (result, (domains, networks, pool))."""
+    import libvirt
+
+    r = cli(lab, state, "destroy")
+    conn = libvirt.open(URI)
+    try:
+        return r, lab_objects(conn, prefix)
+    finally:
+        conn.close()
 
 
 def lab_objects(conn, prefix: str) -> tuple[list, list, list]:
