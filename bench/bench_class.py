@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def make_lab(work: str, name: str, uri: str | None) -> str:
     for node in os.listdir(os.path.join(lab, "domains")):
         path = os.path.join(lab, "domains", node)
         text = open(path).read()
-        text = text.replace('image = "centos7"\n', f'base_image = "{golden}"\nseed = true\n')
+        text = re.sub(r'^image = ".*"$', f'base_image = "{golden}"\nseed = true', text, flags=re.MULTILINE)
         small = {"memory": 'memory = "64MiB"', "vcpus": "vcpus = 1"}     # no OS boots: keep QEMU small
         text = "\n".join(small.get(line.split(" ")[0], line) for line in text.splitlines())
         with open(path, "w") as f:
