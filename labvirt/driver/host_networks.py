@@ -6,20 +6,17 @@ from __future__ import annotations
 import libvirt
 from lxml import etree
 
-from labvirt.core.errors import DriverError
 from labvirt.core.observed import parse_network
+from labvirt.driver.libvirt_errors import libvirt_errors, vanishing
 
 
 def networks_named(driver, names) -> dict:
     """name -> ObservedNetwork for each of `names` the host has (its persistent definition)."""
     found = {}
     for name in names:
-        try:
+        with libvirt_errors(f"reading network {name}"), vanishing():      # a missing one is left out
             net = driver.conn.networkLookupByName(name)
             found[name] = parse_network(driver._network_xml(net), bool(net.isActive()), bool(net.autostart()))
-        except libvirt.libvirtError as e:
-            if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                raise DriverError(f"reading network {name}: {(e.get_error_message() or str(e)).strip()}") from None
     return found
 
 
