@@ -180,17 +180,22 @@ def _load_network(t: Table, stem: str) -> NetworkSpec:
         return _load_external(t, name)
     mode = t.str("mode", required=True, choices=NETWORK_MODES + EXTERNAL_MODES)
     subnet = _subnet(t)
-    first, last = subnet.network_address + 1, subnet.broadcast_address - 1
-    gateway = t.str("gateway")
-    gw = _ipv4(t, "gateway", gateway) if gateway is not None else first
-    if gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address):
-        t.fail("gateway", f"{gw} is not a host address of {subnet}")
+    gw = _gateway(t, subnet, default=subnet.network_address + 1)
     start, end = _dhcp_range(t, subnet, gw) or default_range(subnet, gw)
     bridge = t.str("bridge", pattern=BRIDGE_RE, rule=BRIDGE_RULE)
     domain = t.str("domain", pattern=re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$"), rule="a DNS domain")
     t.done()
     return NetworkSpec(name=name, mode=mode, subnet=subnet, gateway=gw, dhcp_start=start, dhcp_end=end,
                        bridge=bridge, domain=domain, file=t.file)
+
+
+def _gateway(t: Table, subnet: IPv4Network, default: IPv4Address | None) -> IPv4Address | None:
+    """`gateway`, a host address of `subnet`; `default` when absent."""
+    text = t.str("gateway")
+    gw = _ipv4(t, "gateway", text) if text is not None else default
+    if gw is not None and (gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address)):
+        t.fail("gateway", f"{gw} is not a host address of {subnet}")
+    return gw
 
 
 def _dhcp_range(t: Table, subnet: IPv4Network, gw: IPv4Address | None):
@@ -231,10 +236,7 @@ def _load_external(t: Table, name: str) -> NetworkSpec:
         t.fail("subnet", "missing required field; a host bridge's subnet cannot be read from libvirt: state the "
                          "subnet the lab assumes on it, such as '10.5.116.0/24'")
     subnet = _subnet(t)
-    gateway = t.str("gateway")
-    gw = _ipv4(t, "gateway", gateway) if gateway is not None else None
-    if gw is not None and (gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address)):
-        t.fail("gateway", f"{gw} is not a host address of {subnet}")
+    gw = _gateway(t, subnet, default=None)
     start, end = _dhcp_range(t, subnet, gw) or (None, None)
     t.done()
     return NetworkSpec(name=name, mode="host-bridge", subnet=subnet, gateway=gw, dhcp_start=start, dhcp_end=end,
