@@ -160,17 +160,24 @@ def network_config(desired: DesiredLab, node_key: str, version: int = 1) -> dict
     raise ValueError(f"network config version {version}: allowed 1 or 2")
 
 
+def resolv_conf(intents: list[NicIntent]) -> str | None:
+    """/etc/resolv.conf for these NICs' name servers and search domains; None without name servers."""
+    servers = [a for n in intents for a in n.nameservers]
+    if not servers:
+        return None
+    search = [d for n in intents for d in n.search]
+    return "".join(f"nameserver {a}\n" for a in servers) + (f"search {' '.join(search)}\n" if search else "")
+
+
 def resolver_fallback(desired: DesiredLab, node_key: str) -> list[str] | None:
     """A boot command that writes /etc/resolv.conf when nothing else did: ifupdown without the
     resolvconf package ignores `dns-nameservers`, and the guest would have no DNS. Where a resolver
     manager (systemd-resolved, NetworkManager, resolvconf, cloud-init's sysconfig renderer) wrote a
     nameserver line, it changes nothing."""
-    intents = nic_intents(desired, node_key)
-    servers = [a for n in intents for a in n.nameservers]
-    if not servers:
+    text = resolv_conf(nic_intents(desired, node_key))
+    if text is None:
         return None
-    search = [d for n in intents for d in n.search]
-    text = "".join(f"nameserver {a}\\n" for a in servers) + (f"search {' '.join(search)}\\n" if search else "")
+    text = text.replace("\n", "\\n")          # one printf argument
     return ["sh", "-c", f"grep -qs '^nameserver' /etc/resolv.conf || {{ rm -f /etc/resolv.conf; printf '{text}' > /etc/resolv.conf; }}"]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from labvirt.core.cloudinit import NicIntent, network_config, to_yaml
+from labvirt.core.cloudinit import NicIntent, network_config, resolv_conf, to_yaml
 from labvirt.core.desired import DesiredLab
 
 IFCFG_DIR = "/etc/sysconfig/network-scripts"
@@ -128,15 +128,6 @@ def networkd(intent: NicIntent) -> str:
         if n.search:
             lines.append(f"Domains={' '.join(n.search)}")
     return "\n".join(lines) + "\n"
-
-
-# -- /etc/resolv.conf, where nothing manages it -----------------------------------------------
-def resolv_conf(intents: list[NicIntent]) -> str | None:
-    servers = [a for n in intents for a in n.nameservers]
-    if not servers:
-        return None
-    search = [d for n in intents for d in n.search]
-    return "".join(f"nameserver {a}\n" for a in servers) + (f"search {' '.join(search)}\n" if search else "")
 
 
 # -- every stack --------------------------------------------------------------------------------
