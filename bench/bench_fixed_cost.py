@@ -30,7 +30,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_lab import cpu_busy, median, sweep  # noqa: E402
+from bench_lab import cli_env, cpu_busy, median, sweep  # noqa: E402
 from lab_copy import check_safe, pick_subnets  # noqa: E402
 
 
@@ -74,12 +74,17 @@ def write_lab(root: str, name: str, subnet, pool_dir: str) -> str:
     return lab
 
 
+FLOOR_CLI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_cli.py")
+
+
 def cases(kind: str, lab: str, uri: str) -> list[tuple[str, list[str]]]:
     cli = labvirt_argv()
     common = ["-C", lab, "--connect", uri]
-    return [(f"{kind}: up (nothing to do)", cli + ["up", *common]),
-            (f"{kind}: status", cli + ["status", *common]),
-            (f"{kind}: ip", cli + ["ip", *common])]
+    floor = [(f"{kind}: floor_cli.py up (the stack's floor)", [sys.executable, FLOOR_CLI, "up", *common])]
+    return (floor if kind == "daemon" else []) + [
+        (f"{kind}: up (nothing to do)", cli + ["up", *common]),
+        (f"{kind}: status", cli + ["status", *common]),
+        (f"{kind}: ip", cli + ["ip", *common])]
 
 
 def bench(kinds: list[str], repeat: int, before: str | None = None, with_phases: bool = False, log=log) -> dict:
@@ -89,10 +94,7 @@ def bench(kinds: list[str], repeat: int, before: str | None = None, with_phases:
     from labvirt.core.identity import LabCopy
 
     tmp = tempfile.mkdtemp(prefix="lvfixed-")
-    # bytecode cached as for an installed package (a session may set PYTHONDONTWRITEBYTECODE: then every
-    # labvirt module would be compiled again in every process), kept out of the source tree
-    env = dict(os.environ, LABVIRT_STATE_DIR=os.path.join(tmp, "state"), PYTHONPYCACHEPREFIX=os.path.join(tmp, "pyc"))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = cli_env(tmp)     # bytecode cached as for an installed package, out of the source tree
     old_env = dict(env, PYTHONPATH=before) if before else None
     name = "lvfix" + uuid.uuid4().hex[:6]
     prefix = LabCopy(name).prefix
@@ -102,10 +104,11 @@ def bench(kinds: list[str], repeat: int, before: str | None = None, with_phases:
     uris = {"sim": "sim:///default", "daemon": "qemu:///system"}
     base = [("python -c pass (floor)", [sys.executable, "-c", "pass"]),
             ("python -c 'import typer'", [sys.executable, "-c", "import typer"]),
+            ("floor_cli.py --help (a one-command Typer app)", [sys.executable, FLOOR_CLI, "--help"]),
             ("labvirt --help", labvirt_argv() + ["--help"])]
     plan = [(label, argv, env) for label, argv in base + [c for k in kinds for c in cases(k, lab, uris[k])]]
     if old_env:     # the same commands from an earlier tree, interleaved: before/after in the same conditions
-        plan += [(label + " (before)", argv, old_env) for label, argv, _ in plan[2:]]
+        plan += [(label + " (before)", argv, old_env) for label, argv, _ in plan[3:] if FLOOR_CLI not in argv]
     samples: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in plan}
     conditions = []
     breakdown: dict[str, dict[str, float]] = {}
@@ -123,7 +126,9 @@ def bench(kinds: list[str], repeat: int, before: str | None = None, with_phases:
             for label, argv, e in plan:
                 samples[label].append(run_cpu(argv, e))
         if with_phases:
-            for label, argv, e in plan[2:]:
+            for label, argv, e in plan[3:]:
+                if FLOOR_CLI in argv:    # the floor program: no phases to time
+                    continue
                 log(f"phases: {label}")
                 breakdown[label] = phases(argv[len(labvirt_argv()):], e, repeat)
     finally:
@@ -149,6 +154,13 @@ def bench(kinds: list[str], repeat: int, before: str | None = None, with_phases:
                        "cpu": median([c for _, c in s]),
                        "ratio_wall": median(wall_ratio), "ratio_wall_min": min(wall_ratio),
                        "ratio_cpu": median(cpu_ratio) if cpu_ratio else None}
+    pairs = {"labvirt --help": "floor_cli.py --help (a one-command Typer app)",
+             "daemon: up (nothing to do)": "daemon: floor_cli.py up (the stack's floor)"}
+    for label, floor_label in pairs.items():     # labvirt over the same stack's floor, per repetition
+        if label in samples and floor_label in samples:
+            ratios = [w / f[0] for (w, _), f in zip(samples[label], samples[floor_label])]
+            rows[label]["ratio_stack_floor"] = median(ratios)
+            rows[label]["ratio_stack_floor_min"] = min(ratios)
     return {"repeat": repeat, "conditions": conditions, "rows": rows, "phases": breakdown,
             "samples": {k: v for k, v in samples.items()}}
 
@@ -174,12 +186,15 @@ def report(r: dict) -> str:
     load = [c["loadavg_1min"] for c in r["conditions"]]
     lines = [f"{r['repeat']} repetitions; CPUs busy with other work before a repetition: median {median(busy):.0%} "
              f"({min(busy):.0%}-{max(busy):.0%}); load average (1 min) median {median(load):.2f}", "",
-             "| command | wall s, median (min) | CPU s, median | wall / floor, median (min) | CPU / floor |",
-             "| --- | --- | --- | --- | --- |"]
+             "| command | wall s, median (min) | CPU s, median | wall / floor, median (min) | CPU / floor "
+             "| wall / the stack's floor (floor_cli.py) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for label, row in r["rows"].items():
         cpu_ratio = f"{row['ratio_cpu']:.1f}x" if row["ratio_cpu"] else "-"
+        stack = (f"{row['ratio_stack_floor']:.2f}x ({row['ratio_stack_floor_min']:.2f}x)"
+                 if "ratio_stack_floor" in row else "")
         lines.append(f"| {label} | {row['wall']:.3f} ({row['wall_min']:.3f}) | {row['cpu']:.3f} | "
-                     f"{row['ratio_wall']:.1f}x ({row['ratio_wall_min']:.1f}x) | {cpu_ratio} |")
+                     f"{row['ratio_wall']:.1f}x ({row['ratio_wall_min']:.1f}x) | {cpu_ratio} | {stack} |")
     if r.get("phases"):
         labels = list(r["phases"])
         names = list(dict.fromkeys(n for p in r["phases"].values() for n in p))

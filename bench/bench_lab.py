@@ -82,6 +82,15 @@ class Timeline:
             self.rows.append((action.describe()[:60], action.phase, self._started.pop(id(action), now), now))
 
 
+def cli_env(work: str) -> dict:
+    """The environment of the CLI processes a benchmark runs: labvirt's state in `work`, and bytecode cached
+    there as for an installed package. Sessions here set PYTHONDONTWRITEBYTECODE; under it every process
+    compiles labvirt's ~60 modules again (0.1-0.2 s), which no installed labvirt does."""
+    env = dict(os.environ, LABVIRT_STATE_DIR=os.path.join(work, "state"), PYTHONPYCACHEPREFIX=os.path.join(work, "pyc"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def cli(args: list[str], env: dict) -> float:
     """Wall time of one `python -m labvirt ...` process (fails loudly)."""
     t0 = time.perf_counter()
@@ -193,7 +202,7 @@ def bench_host(kind: str, repeat: int, workers: int, with_cli: bool = True, log=
     state = os.path.join(tmp, "state")
     old_state = os.environ.get("LABVIRT_STATE_DIR")
     os.environ["LABVIRT_STATE_DIR"] = state        # locks, sim hosts: never the user's
-    env = dict(os.environ)
+    env = cli_env(tmp)
     env.pop("LIBVIRT_DEFAULT_URI", None)
     name = "lvbench" + uuid.uuid4().hex[:6]
     if kind == "daemon":
@@ -378,13 +387,28 @@ def _cleanup(kind, lab, uri, conn, name, env, log):
                 log(f"[{kind}] cleanup swept: {', '.join(removed)}")
 
 
+def floors(rep: Repetition, cpus: int) -> tuple[float, float]:
+    """The least time `up` and `destroy` can take on this host, from the raw operations of the same repetition:
+    libvirtd starts and stops networks one at a time, and every node of the lab sits on every network, so
+    up >= the network starts + the domain starts spread over the CPUs (QEMU's start-up is CPU-bound; never
+    less than the longest start), and destroy >= the longest domain destroy + the network stops."""
+    def ops(o: Ops, op: str) -> list[float]:
+        return [s for name, _, s in o.rows if name == op]
+
+    starts = ops(rep.raw_up, "domain start")
+    up = sum(ops(rep.raw_up, "network start")) + max(sum(starts) / cpus, max(starts, default=0.0))
+    destroy = max(ops(rep.raw_destroy, "domain destroy"), default=0.0) + sum(ops(rep.raw_destroy, "network stop"))
+    return up, destroy
+
+
 def summarize(kind, uri, raw_uri, reps: list[Repetition], workers: int) -> dict:
     def stat(values):
         values = [v for v in values if v is not None]
         return {"median": median(values), "min": min(values)} if values else None
 
+    cpus = os.cpu_count() or 1
     out = {
-        "host": kind, "uri": uri, "raw_uri": raw_uri, "repeat": len(reps), "workers": workers,
+        "host": kind, "uri": uri, "raw_uri": raw_uri, "repeat": len(reps), "workers": workers, "cpus": cpus,
         "raw_up": stat([r.raw_up.total for r in reps]),
         "raw_destroy": stat([r.raw_destroy.total for r in reps]),
         "labvirt_up": stat([r.labvirt_up["total"] for r in reps]),
@@ -400,6 +424,14 @@ def summarize(kind, uri, raw_uri, reps: list[Repetition], workers: int) -> dict:
         "ratio_destroy": stat([r.labvirt_destroy["total"] / r.raw_destroy.total for r in reps]),
         "ratio_cli_up": stat([r.cli_up / r.raw_up.total for r in reps if r.cli_up]),
         "ratio_cli_destroy": stat([r.cli_destroy / r.raw_destroy.total for r in reps if r.cli_destroy]),
+        # the floor (see floors) in seconds, as a ratio to the sum (the best ratio this host allows), and
+        # labvirt over it
+        "floor_up": stat([floors(r, cpus)[0] for r in reps]),
+        "floor_destroy": stat([floors(r, cpus)[1] for r in reps]),
+        "ratio_floor_up": stat([floors(r, cpus)[0] / r.raw_up.total for r in reps]),
+        "ratio_floor_destroy": stat([floors(r, cpus)[1] / r.raw_destroy.total for r in reps]),
+        "over_floor_up": stat([r.labvirt_up["total"] / floors(r, cpus)[0] for r in reps]),
+        "over_floor_destroy": stat([r.labvirt_destroy["total"] / floors(r, cpus)[1] for r in reps]),
         "labvirt_up_parts": {k: stat([r.labvirt_up[k] for r in reps]) for k in ("open", "plan", "apply", "close")},
         "labvirt_destroy_parts": {k: stat([r.labvirt_destroy[k] for r in reps])
                                   for k in ("open", "plan", "apply", "close")},

@@ -77,6 +77,13 @@ def report(results: dict) -> str:
                   f"| **ratio in-process / sum** | **{fmt(r['ratio_up'], 'x')}** | **{fmt(r['ratio_destroy'], 'x')}** |",
                   f"| ratio CLI / sum | {fmt(r['ratio_cli_up'], 'x')} | {fmt(r['ratio_cli_destroy'], 'x')} |"]
         if kind == "daemon":
+            lines += [f"| floor on this host ({r['cpus']} CPUs; bench_lab.floors), s | {fmt(r['floor_up'])} | "
+                      f"{fmt(r['floor_destroy'])} |",
+                      f"| floor / sum (the best ratio this host allows) | {fmt(r['ratio_floor_up'], 'x')} | "
+                      f"{fmt(r['ratio_floor_destroy'], 'x')} |",
+                      f"| labvirt in-process / floor | {fmt(r['over_floor_up'], 'x')} | "
+                      f"{fmt(r['over_floor_destroy'], 'x')} |"]
+        if kind == "daemon":
             lines += [f"| target <= {TARGETS['up']}x / <= {TARGETS['destroy']}x, in-process | "
                       f"{verdict(r['ratio_up'], TARGETS['up'])} | {verdict(r['ratio_destroy'], TARGETS['destroy'])} |",
                       f"| target, CLI process | {verdict(r['ratio_cli_up'], TARGETS['up'])} | "
