@@ -189,3 +189,32 @@ def test_image_remove_starts_a_stopped_pool_to_remove_its_images():
         assert images.restart_stopped_pool(d, observed, where) is False      # running: nothing to do
         assert images.remove(None, image.volume, d, observed, where) == [image.volume]
         assert IMAGE_POOL not in d.observe().pools
+
+
+def test_a_build_makes_the_image_pool_again_when_another_process_removed_it_meanwhile():
+    """`image remove` of the last image removes the shared pool; a build in another process that saw the
+    pool before (virt-builder runs for minutes) makes it again instead of failing on "pool not found".
+    And remove keeps the pool while it still holds a volume another build added after remove looked."""
+    from labvirt.core.identity import IMAGE_POOL
+    from labvirt.core.loader import load_lab
+    from labvirt.ops import images
+    from .conftest import EXAMPLES
+
+    spec = load_lab(EXAMPLES["standard"])
+    recipe = spec.nodes[0].image
+    assert run_cli("image", "build", "-c", "sim", "-C", EXAMPLES["standard"]).returncode == 0
+    with sim.SimDriver(sim.load_host("default")) as d:
+        seen = d.observe()                                  # what the building process saw first
+        where = seen.pools[IMAGE_POOL].path
+        (image,) = images.list_images(spec, seen, where)
+        assert images.remove(spec, image.volume, d, d.observe(), where) == [image.volume]
+        assert IMAGE_POOL not in d.observe().pools          # the last image: the pool went with it
+        golden, what = images.build(spec, recipe, d, where)
+        assert what == "built (simulated)"
+        assert [v.name for v in d.observe().pools[IMAGE_POOL].volumes] == [golden.volume]
+        stale = d.observe()
+        d.create_volume(IMAGE_POOL, "<volume><name>other.qcow2</name><capacity>1</capacity></volume>")
+        assert images.remove(spec, golden.volume, d, stale, where) == [golden.volume]
+        assert [v.name for v in d.observe().pools[IMAGE_POOL].volumes] == ["other.qcow2"]   # pool kept
+        d.delete_volume(IMAGE_POOL, "other.qcow2")
+        d.delete_pool(IMAGE_POOL)

@@ -47,7 +47,7 @@ def build_images(session, names: list[str], force: bool) -> None:
                 err().print(f"  {line}", markup=False, highlight=False)
 
             observed = session.observe()
-            golden, what = images.build(session.spec, name, session.driver, observed,
+            golden, what = images.build(session.spec, name, session.driver,
                                         images.images_dir(session.spec, session.host, observed), force, on_line)
         ok(f"image {name}: {what} ({golden.volume})")
 

@@ -262,8 +262,7 @@ class Classroom:
             params = self.params(uri)
             for name in sorted({n.image for n in self.spec.nodes if n.image}):
                 observed = driver.observe()
-                golden, what = images.build(self.spec, name, driver, observed,
-                                            images.images_dir(self.spec, params, observed))
+                golden, what = images.build(self.spec, name, driver, images.images_dir(self.spec, params, observed))
                 if what != "up to date":
                     built.append(f"{name} on {uri}: {what}")
         return built

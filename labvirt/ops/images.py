@@ -52,14 +52,18 @@ def images_dir(spec: LabSpec | None, host, observed: Observed) -> str:
     return image_pool_path(host.pool_dir or (spec.pool_dir if spec else DEFAULT_POOL_DIR))
 
 
-def ensure_pool(driver, observed: Observed, directory: str) -> None:
-    pool = observed.pools.get(IMAGE_POOL)
+def ensure_pool(driver, directory: str):
+    """Define (where missing) and start labvirt's image pool, as it is now on the host: other processes may
+    have removed it since the caller looked (`image remove` of its last image). Returns the pool as observed
+    once it runs. Refuses a pool of that name labvirt did not create."""
+    pool = driver.observe(IMAGE_POOL).pools.get(IMAGE_POOL)
     want = image_pool(directory)
     if pool is None:
         driver.define_pool(tostring(render_pool(want)))
     elif pool.uuid != want.uuid:
         raise LabvirtError(f"storage pool {IMAGE_POOL!r} exists but was not created by labvirt; not touching it")
     driver.start_pool(IMAGE_POOL)
+    return driver.observe(IMAGE_POOL).pools[IMAGE_POOL]
 
 
 def stopped_pool(observed: Observed):
@@ -74,7 +78,7 @@ def restart_stopped_pool(driver, observed: Observed, directory: str) -> bool:
     images can be seen and removed. Refuses a pool of that name labvirt did not create. True when started."""
     if stopped_pool(observed) is None:
         return False
-    ensure_pool(driver, observed, directory)
+    ensure_pool(driver, directory)
     return True
 
 
@@ -98,18 +102,17 @@ def list_images(spec: LabSpec | None, observed: Observed, directory: str) -> lis
     return sorted(out, key=lambda i: (i.name, i.volume))
 
 
-def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, force: bool = False,
+def build(spec: LabSpec, name: str, driver, directory: str, force: bool = False,
           on_line: Callable[[str], None] = lambda line: None) -> tuple[GoldenImage, str]:
-    """Build (or find) the golden image of recipe `name`. Returns it and what happened."""
+    """Build (or find) the golden image of recipe `name` in the image pool as it is now. Returns it and what
+    happened."""
     image = recipe(spec, name)
     golden = golden_image(image, directory)
-    ensure_pool(driver, observed, directory)
-    pool = observed.pools.get(IMAGE_POOL)
-    exists = pool is not None and pool.volume(golden.volume) is not None
+    exists = ensure_pool(driver, directory).volume(golden.volume) is not None
     if exists and not force:
         return golden, "up to date"
     if exists:
-        in_use = [i for i in list_images(spec, observed, directory) if i.volume == golden.volume and i.used_by]
+        in_use = [i for i in list_images(spec, driver.observe(), directory) if i.volume == golden.volume and i.used_by]
         if in_use:
             raise LabvirtError(f"image {name!r} is used by {', '.join(in_use[0].used_by)}; "
                                "destroy those labs before rebuilding it with --force")
@@ -117,7 +120,7 @@ def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, 
     vol_xml = tostring(render_volume(_volume(golden, image)))
     if driver.simulated:
         on_line("simulated host: no virt-builder run; the golden image is an empty volume of the recipe's size")
-        driver.create_volume(IMAGE_POOL, vol_xml)
+        _create_in_pool(driver, vol_xml, directory)
         return golden, "built (simulated)"
     from labvirt.driver import virt_builder as builder
 
@@ -128,10 +131,17 @@ def build(spec: LabSpec, name: str, driver, observed: Observed, directory: str, 
         for argv in builder.build_commands(image, out, password_file):
             on_line("$ " + " ".join(argv))
             builder.run_builder(argv, env, on_line)
-        driver.create_volume(IMAGE_POOL, vol_xml)
+        _create_in_pool(driver, vol_xml, directory)
         with removed_on_failure(driver, IMAGE_POOL, golden.volume):
             driver.upload_volume(IMAGE_POOL, golden.volume, path=out)
     return golden, "built"
+
+
+def _create_in_pool(driver, vol_xml: str, directory: str) -> None:
+    """Create the golden volume in the image pool as it is now: while virt-builder ran (minutes), another
+    process may have removed the pool with its last image (`image remove`). It is made again then."""
+    ensure_pool(driver, directory)
+    driver.create_volume(IMAGE_POOL, vol_xml)
 
 
 def _volume(golden: GoldenImage, image: ImageSpec):
@@ -151,7 +161,7 @@ def remove(spec: LabSpec | None, name: str, driver, observed: Observed, director
                            "destroy those labs first")
     for i in images:
         driver.delete_volume(IMAGE_POOL, i.volume)
-    pool = observed.pools.get(IMAGE_POOL)
-    if pool is not None and len(pool.volumes) == len(images):     # the last images: the pool goes too
+    pool = driver.observe(IMAGE_POOL).pools.get(IMAGE_POOL)      # now: another build may have added one
+    if pool is not None and pool.active and not pool.volumes:    # the last images: the pool goes too
         driver.delete_pool(IMAGE_POOL)
     return [i.volume for i in images]
