@@ -104,6 +104,25 @@ def test_a_wrong_stage_file_exits_2_through_the_cli(tmp_path):
     assert "checks/boot.toml: check[0].state: got 'up'; allowed: active, inactive, enabled, disabled" in r.stderr
 
 
+def test_stage_names_are_read_again_only_when_a_stage_file_changes(tmp_path, monkeypatch):
+    from labvirt.ops import verify
+
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "boot.toml").write_text("[[check]]\nname = 'x'\nservice = 'sshd'\nstate = 'active'\n")
+    reads = []
+    real = verify.stage_names
+    monkeypatch.setattr(verify, "stage_names", lambda d: reads.append(d) or real(d))
+    names = verify.StageNames(str(tmp_path))
+    assert names() == names() == ["boot"] and len(reads) == 1
+    (checks / "deploy.toml").write_text("[[check]]\nname = 'y'\nservice = 'sshd'\nstate = 'active'\n")
+    assert names() == ["boot", "deploy"] and len(reads) == 2
+    (checks / "deploy.toml").write_text("[[check]]\nname = 'y'\nservice = 'sshd'\nstate = 'up'\n")
+    assert names() == [] and len(reads) == 3          # a stage file that cannot be read: no stages, as before
+    (checks / "deploy.toml").unlink()
+    assert names() == ["boot"]
+
+
 # -- expanding over a lab copy -------------------------------------------------------------------------
 def test_checks_expand_per_selected_node_with_placeholders_filled():
     s = stage('''

@@ -27,7 +27,7 @@ from labvirt.ops import class_record
 from labvirt.core.errors import LabvirtError, UnsupportedError
 from labvirt.core.loader import load_lab
 from labvirt.ops.dashboard_actions import ACTIONS, DashboardActions, Job, Refused  # noqa: F401 (the API)
-from labvirt.ops.verify import stage_names
+from labvirt.ops.verify import StageNames
 
 CONSOLE_LINES = 40
 # a console line that may show a secret is never served (cloud-init prints generated passwords)
@@ -59,6 +59,7 @@ class Dashboard(DashboardActions):
         self._class_stack = contextlib.ExitStack()
         self._sim_batches = threading.Lock()    # one batch at a time on simulated hosts (one node file)
         self._verify: dict[str, dict] = {}      # student -> stage -> result of the last checks
+        self.stage_names = StageNames(self.spec.directory)
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._listeners: list = []
@@ -126,7 +127,7 @@ class Dashboard(DashboardActions):
             m["students"] = [dict(s, job=self._jobs[s["student"]].as_dict() if s["student"] in self._jobs else None,
                                   verify=self._verify.get(s["student"], {}))
                              for s in self._model["students"]]
-            stages = stage_names(self.spec.directory)
+            stages = self.stage_names()
             m["verify"] = {"available": bool(stages), "stages": stages,
                            "reason": None if stages else f"no stages in {self.spec.directory}/checks"}
             m["snapshots"] = sorted({n for s in m["students"] for n in s["snapshots"]})

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from labvirt.ops import class_record
 from labvirt.core.errors import LabvirtError, LockedError
-from labvirt.ops.verify import stage_names, student_checks
+from labvirt.ops.verify import student_checks
 
 ACTIONS = {"revert": "revert to {arg}", "rebuild": "rebuild", "start": "start", "stop": "stop",
            "checks": "checks {arg}"}
@@ -62,7 +62,7 @@ class DashboardActions:
         if action == "revert" and not (arg and SNAPSHOT_NAME.match(arg)):
             raise Refused("revert needs a snapshot name (letters, digits, '.', '_', '-')")
         if action == "checks":
-            stages = stage_names(self.spec.directory)
+            stages = self.stage_names()
             if arg not in stages:
                 raise Refused(f"no stage {arg!r} in {self.spec.directory}/checks; stages: {', '.join(stages) or 'none'}")
         record = class_record.load_record(self.spec.name)

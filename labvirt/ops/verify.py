@@ -32,6 +32,30 @@ def stage_files(lab_dir: str) -> dict[str, str]:
     return {e[:-5]: os.path.join(folder, e) for e in sorted(os.listdir(folder)) if e.endswith(".toml")}
 
 
+class StageNames:
+    """stage_names(lab_dir), read again only when the stage files change (names, sizes, mtimes): the
+    dashboard asks on every view and every push."""
+
+    def __init__(self, lab_dir: str):
+        self.lab_dir = lab_dir
+        self._cached: tuple[tuple, list[str]] | None = None    # (key, names), replaced as one
+
+    def __call__(self) -> list[str]:
+        key = tuple((name, st.st_size, st.st_mtime_ns) for name, st in
+                    ((n, _stat(p)) for n, p in stage_files(self.lab_dir).items()) if st is not None)
+        cached = self._cached
+        if cached is None or cached[0] != key:
+            cached = self._cached = (key, stage_names(self.lab_dir))
+        return list(cached[1])
+
+
+def _stat(path: str):
+    try:
+        return os.stat(path)
+    except OSError:         # removed while we look: read as gone
+        return None
+
+
 def load_stage(lab_dir: str, name: str) -> ck.StageSpec:
     files = stage_files(lab_dir)
     if name not in files:
