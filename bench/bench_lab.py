@@ -29,7 +29,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from baseline import Documents, Ops, documents, qemu_img_volumes, raw_destroy, raw_up
+from baseline import (Documents, Ops, documents, qemu_img_volumes, raw_destroy, raw_destroy_concurrent, raw_up,  # noqa: E402
+                      raw_up_concurrent)
 from lab_copy import make_lab
 
 
@@ -168,6 +169,8 @@ class Repetition:
     cli_destroy: float | None
     cli_noop_up: float | None = None
     conditions: dict = field(default_factory=dict)
+    raw_up_concurrent: float | None = None        # the same calls by hand, as concurrent as they go
+    raw_destroy_concurrent: float | None = None
 
     def as_dict(self) -> dict:
         d = {
@@ -176,6 +179,7 @@ class Repetition:
             "labvirt_up": self.labvirt_up, "labvirt_destroy": self.labvirt_destroy,
             "cli_up": self.cli_up, "cli_destroy": self.cli_destroy, "cli_noop_up": self.cli_noop_up,
             "conditions": self.conditions,
+            "raw_up_concurrent": self.raw_up_concurrent, "raw_destroy_concurrent": self.raw_destroy_concurrent,
         }
         if self.qemu_img is not None:
             d["qemu_img"] = {"total": self.qemu_img.total, "ops": self.qemu_img.rows}
@@ -268,6 +272,11 @@ def _repetition(kind, conn, lab, uri, docs: Documents, tmp, workers, with_cli, e
     ru = raw_up(conn, docs)
     rd = raw_destroy(conn, docs)
     _must_be_empty(kind, conn, docs.prefix)
+    cu_raw = cd_raw = None
+    if kind == "daemon":
+        cu_raw = raw_up_concurrent(conn, docs)
+        cd_raw = raw_destroy_concurrent(conn, docs)
+        _must_be_empty(kind, conn, docs.prefix)
     qi = qemu_img_volumes(docs, os.path.join(tmp, "qemu-img")) if kind == "daemon" else None
 
     lu = labvirt_up(lab, uri, workers)
@@ -283,7 +292,7 @@ def _repetition(kind, conn, lab, uri, docs: Documents, tmp, workers, with_cli, e
         cd = cli(["destroy", "-C", lab, "--connect", uri, "--workers", str(workers)], env)
         _must_be_empty(kind, conn, docs.prefix, uri)
     return Repetition(ru, rd, qi, lu, ld, cu, cd, noop,
-                      load_conditions(conn if kind == "daemon" else None, docs.prefix, busy))
+                      load_conditions(conn if kind == "daemon" else None, docs.prefix, busy), cu_raw, cd_raw)
 
 
 def cpu_busy(seconds: float = 1.0) -> float:
@@ -432,6 +441,15 @@ def summarize(kind, uri, raw_uri, reps: list[Repetition], workers: int) -> dict:
         "ratio_floor_destroy": stat([floors(r, cpus)[1] / r.raw_destroy.total for r in reps]),
         "over_floor_up": stat([r.labvirt_up["total"] / floors(r, cpus)[0] for r in reps]),
         "over_floor_destroy": stat([r.labvirt_destroy["total"] / floors(r, cpus)[1] for r in reps]),
+        # the measured floor: the same calls by hand, as concurrent as they go (daemon only)
+        "raw_up_concurrent": stat([r.raw_up_concurrent for r in reps]),
+        "raw_destroy_concurrent": stat([r.raw_destroy_concurrent for r in reps]),
+        "ratio_concurrent_up": stat([r.raw_up_concurrent / r.raw_up.total for r in reps if r.raw_up_concurrent]),
+        "ratio_concurrent_destroy": stat([r.raw_destroy_concurrent / r.raw_destroy.total for r in reps
+                                          if r.raw_destroy_concurrent]),
+        "over_concurrent_up": stat([r.labvirt_up["total"] / r.raw_up_concurrent for r in reps if r.raw_up_concurrent]),
+        "over_concurrent_destroy": stat([r.labvirt_destroy["total"] / r.raw_destroy_concurrent for r in reps
+                                         if r.raw_destroy_concurrent]),
         "labvirt_up_parts": {k: stat([r.labvirt_up[k] for r in reps]) for k in ("open", "plan", "apply", "close")},
         "labvirt_destroy_parts": {k: stat([r.labvirt_destroy[k] for r in reps])
                                   for k in ("open", "plan", "apply", "close")},

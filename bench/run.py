@@ -82,7 +82,13 @@ def report(results: dict) -> str:
                       f"| floor / sum (the best ratio this host allows) | {fmt(r['ratio_floor_up'], 'x')} | "
                       f"{fmt(r['ratio_floor_destroy'], 'x')} |",
                       f"| labvirt in-process / floor | {fmt(r['over_floor_up'], 'x')} | "
-                      f"{fmt(r['over_floor_destroy'], 'x')} |"]
+                      f"{fmt(r['over_floor_destroy'], 'x')} |",
+                      f"| the same calls by hand, as concurrent as they go (baseline.raw_*_concurrent), s | "
+                      f"{fmt(r['raw_up_concurrent'])} | {fmt(r['raw_destroy_concurrent'])} |",
+                      f"| that / sum (the measured floor's ratio) | {fmt(r['ratio_concurrent_up'], 'x')} | "
+                      f"{fmt(r['ratio_concurrent_destroy'], 'x')} |",
+                      f"| labvirt in-process / that | {fmt(r['over_concurrent_up'], 'x')} | "
+                      f"{fmt(r['over_concurrent_destroy'], 'x')} |"]
         if kind == "daemon":
             lines += [f"| target <= {TARGETS['up']}x / <= {TARGETS['destroy']}x, in-process | "
                       f"{verdict(r['ratio_up'], TARGETS['up'])} | {verdict(r['ratio_destroy'], TARGETS['destroy'])} |",

@@ -81,3 +81,25 @@ def test_the_lab_benchmark_floor_is_what_libvirtd_serialises_plus_the_starts_on_
     rep = bench_lab.Repetition(up, down, None, {}, {}, None, None)
     assert bench_lab.floors(rep, cpus=2) == (0.5 + 0.8, 0.4 + 0.6)
     assert bench_lab.floors(rep, cpus=8)[0] == 0.5 + 0.6      # never below the longest start
+
+
+def test_the_concurrent_baseline_makes_and_removes_the_lab_on_the_test_driver(tmp_path):
+    """The measured floor (the same calls by hand, from threads) does the same work as the sequential one."""
+    import libvirt
+
+    import lab_copy
+    from baseline import documents, raw_destroy_concurrent, raw_up_concurrent
+
+    lab = lab_copy.make_lab(str(tmp_path / "lab"), "lvbenchconc", str(tmp_path / "pool"))
+    docs = documents(lab)
+    conn = libvirt.open("test:///default")
+    try:
+        assert raw_up_concurrent(conn, docs) > 0
+        assert {n for n, _ in docs.domains} <= {d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
+        assert {n for n, _ in docs.networks} <= {n.name() for n in conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)}
+        assert raw_destroy_concurrent(conn, docs) > 0
+        assert not [d for d in conn.listAllDomains() if d.name().startswith(docs.prefix + "-")]
+        assert not [n for n in conn.listAllNetworks() if n.name().startswith(docs.prefix + "-")]
+        assert docs.pool[0] not in {p.name() for p in conn.listAllStoragePools()}
+    finally:
+        conn.close()

@@ -7,14 +7,14 @@ import libvirt
 from lxml import etree
 
 from labvirt.core.observed import parse_network
-from labvirt.driver.libvirt_errors import libvirt_errors, vanishing
+from labvirt.driver.libvirt_errors import vanishing
 
 
 def networks_named(driver, names) -> dict:
     """name -> ObservedNetwork for each of `names` the host has (its persistent definition)."""
     found = {}
     for name in names:
-        with libvirt_errors(f"reading network {name}"), vanishing():      # a missing one is left out
+        with driver.rpc(f"reading network {name}"), vanishing():      # a missing one is left out
             net = driver.conn.networkLookupByName(name)
             found[name] = parse_network(driver._network_xml(net), bool(net.isActive()), bool(net.autostart()))
     return found

@@ -28,6 +28,15 @@ STATES = {libvirt.VIR_DOMAIN_NOSTATE: "nostate", libvirt.VIR_DOMAIN_RUNNING: "ru
           libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended"}
 
 
+# libvirtd serves at most max_client_requests calls of one connection at a time (5 unless its config
+# says otherwise). Past that it stops reading the connection, keepalive replies and stream packets
+# included; when a volume upload's stream failed in that state, the connection stayed stalled for good
+# (seen here: `class up` of 30 students, 8 students x 4 workers on one connection, hung in rep 3 of 5).
+# So at most CALLS_IN_FLIGHT driver calls use one connection at once (Driver.rpc), and volume uploads
+# stream over a connection of their own.
+CALLS_IN_FLIGHT = 4
+
+
 def open_libvirt(uri: str) -> libvirt.virConnect:
     try:
         return libvirt.open(uri)
@@ -44,6 +53,24 @@ class Driver(Snapshots):
         self.uri = uri
         self._first_validation = threading.Lock()
         self._validated_once = False
+        self._gate = threading.BoundedSemaphore(CALLS_IN_FLIGHT)
+        self._inside = threading.local()       # this thread's depth of nested rpc() blocks
+
+    @contextlib.contextmanager
+    def rpc(self, what: str):
+        """Calls on this connection, `what` naming them in errors (libvirt_errors): at most CALLS_IN_FLIGHT
+        threads are inside at once; a thread already inside goes on (nested driver methods)."""
+        depth = getattr(self._inside, "depth", 0)
+        if depth == 0:
+            self._gate.acquire()
+        self._inside.depth = depth + 1
+        try:
+            with libvirt_errors(what):
+                yield
+        finally:
+            self._inside.depth = depth
+            if depth == 0:
+                self._gate.release()
 
     def _validated(self, call, *args):
         """Run a define with VALIDATE. libxml2 registers its XML Schema datatypes library on first
@@ -69,13 +96,13 @@ class Driver(Snapshots):
         Other processes may remove objects while we look: an object that vanishes is skipped.
         """
         domains, networks, pools, bridges, every_network = {}, {}, {}, set(), []
-        with libvirt_errors("listing domains"):
+        with self.rpc("listing domains"):
             for dom in self.conn.listAllDomains():
                 with vanishing():
                     if prefix and not dom.name().startswith(prefix + "-"):
                         continue
                     domains[dom.name()] = self._observe_domain(dom)
-        with libvirt_errors("listing networks"):
+        with self.rpc("listing networks"):
             for net in self.conn.listAllNetworks():
                 with vanishing():
                     obs = parse_network(self._network_xml(net), bool(net.isActive()), bool(net.autostart()))
@@ -84,7 +111,7 @@ class Driver(Snapshots):
                         bridges.add(obs.bridge)
                     if not prefix or obs.name.startswith(prefix + "-"):
                         networks[obs.name] = obs
-        with libvirt_errors("listing storage pools"):
+        with self.rpc("listing storage pools"):
             for pool in self.conn.listAllStoragePools():
                 with vanishing():
                     name = pool.name()
@@ -101,10 +128,12 @@ class Driver(Snapshots):
         return host_networks.networks_named(self, names)
 
     def host_bridges(self) -> dict[str, bool] | None:
-        return host_networks.host_bridges(self.conn)
+        with self.rpc("listing the host's bridges"):
+            return host_networks.host_bridges(self.conn)
 
     def leases(self, network: str) -> tuple[tuple[str, str], ...]:
-        return host_networks.leases(self.conn, network)
+        with self.rpc(f"leases of network {network}"):
+            return host_networks.leases(self.conn, network)
 
     @staticmethod
     def _observe_volumes(pool) -> tuple:
@@ -133,11 +162,11 @@ class Driver(Snapshots):
         return parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), state, current, names)
 
     def capabilities(self) -> str:
-        with libvirt_errors("host capabilities"):
+        with self.rpc("host capabilities"):
             return self.conn.getCapabilities()
 
     def host_info(self) -> dict:
-        with libvirt_errors("host info"):
+        with self.rpc("host info"):
             model, memory_mib, cpus, *_ = self.conn.getInfo()
             return {"cpus": cpus, "memory": memory_mib * 2**20, "hostname": self.conn.getHostname(),
                     "version": self.conn.getLibVersion()}
@@ -150,7 +179,7 @@ class Driver(Snapshots):
         """
         found: dict[str, list[dict]] = {}
         said: dict[str, str] = {}
-        with libvirt_errors(f"domain {name}"):
+        with self.rpc(f"domain {name}"):
             dom = self.conn.lookupByName(name)
             if not dom.isActive():
                 return found, {"all": "not running"}
@@ -175,17 +204,17 @@ class Driver(Snapshots):
 
     # -- networks -----------------------------------------------------------------------------
     def define_network(self, xml: str) -> None:
-        with libvirt_errors("defining network"):
+        with self.rpc("defining network"):
             self._validated(self.conn.networkDefineXMLFlags, xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE)
 
     def start_network(self, name: str) -> None:
-        with libvirt_errors(f"starting network {name}"):
+        with self.rpc(f"starting network {name}"):
             net = self.conn.networkLookupByName(name)
             if not net.isActive():
                 net.create()
 
     def autostart_network(self, name: str) -> None:
-        with libvirt_errors(f"autostart of network {name}"):
+        with self.rpc(f"autostart of network {name}"):
             self.conn.networkLookupByName(name).setAutostart(1)
 
     def update_network_hosts(self, name: str, section: str, xml: str, add: bool, live: bool) -> None:
@@ -195,11 +224,11 @@ class Driver(Snapshots):
                        "dns": (libvirt.VIR_NETWORK_SECTION_DNS_HOST, "DNS")}[section]
         cmd = libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST if add else libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE
         flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE if live else 0)
-        with libvirt_errors(f"updating {what} hosts of network {name}"):
+        with self.rpc(f"updating {what} hosts of network {name}"):
             self.conn.networkLookupByName(name).update(cmd, which, -1, xml, flags)
 
     def delete_network(self, name: str) -> None:
-        with libvirt_errors(f"removing network {name}"):
+        with self.rpc(f"removing network {name}"):
             net = self.conn.networkLookupByName(name)
             if net.isActive():
                 net.destroy()
@@ -207,12 +236,12 @@ class Driver(Snapshots):
 
     # -- storage ------------------------------------------------------------------------------
     def define_pool(self, xml: str) -> None:
-        with libvirt_errors("defining storage pool"):
+        with self.rpc("defining storage pool"):
             self.conn.storagePoolDefineXML(xml, 0)
 
     def start_pool(self, name: str) -> None:
         """Build (mkdir, idempotent), start and autostart: a re-run after an interruption finishes it."""
-        with libvirt_errors(f"starting storage pool {name}"):
+        with self.rpc(f"starting storage pool {name}"):
             pool = self.conn.storagePoolLookupByName(name)
             if not pool.isActive():
                 pool.build(0)
@@ -221,38 +250,44 @@ class Driver(Snapshots):
                 pool.setAutostart(1)
 
     def create_volume(self, pool: str, xml: str) -> None:
-        with libvirt_errors(f"creating volume in pool {pool}"):
+        with self.rpc(f"creating volume in pool {pool}"):
             self.conn.storagePoolLookupByName(pool).createXML(xml, 0)
 
     def upload_volume(self, pool: str, name: str, data: bytes | None = None, path: str | None = None) -> None:
-        """Write bytes or a local file into an existing volume through libvirt's stream (works remotely).
+        """Write bytes or a local file into an existing volume through libvirt's stream (works remotely),
+        over a connection of its own (see CALLS_IN_FLIGHT): stream packets count as calls in libvirtd.
 
         Files are sent in 4 MiB chunks, so memory stays flat whatever the image size.
         """
         size = len(data) if data is not None else os.path.getsize(path)
-        with libvirt_errors(f"uploading {pool}/{name}"):
-            vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name)
-            stream = self.conn.newStream(0)
-            vol.upload(stream, 0, size, 0)
-            try:
-                with (io.BytesIO(data) if data is not None else open(path, "rb")) as f:
-                    while chunk := f.read(4 << 20):
-                        view = memoryview(chunk)
-                        while view:
-                            sent = stream.send(bytes(view))
-                            view = view[sent:]
-                stream.finish()
-            except BaseException:
-                with contextlib.suppress(libvirt.libvirtError):
-                    stream.abort()
-                raise
+        conn = open_libvirt(self.uri)
+        try:
+            with libvirt_errors(f"uploading {pool}/{name}"):
+                vol = conn.storagePoolLookupByName(pool).storageVolLookupByName(name)
+                stream = conn.newStream(0)
+                vol.upload(stream, 0, size, 0)
+                try:
+                    with (io.BytesIO(data) if data is not None else open(path, "rb")) as f:
+                        while chunk := f.read(4 << 20):
+                            view = memoryview(chunk)
+                            while view:
+                                sent = stream.send(bytes(view))
+                                view = view[sent:]
+                    stream.finish()
+                except BaseException:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        stream.abort()
+                    raise
+        finally:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
 
     def delete_volume(self, pool: str, name: str) -> None:
-        with libvirt_errors(f"deleting volume {pool}/{name}"):
+        with self.rpc(f"deleting volume {pool}/{name}"):
             self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).delete(0)
 
     def delete_pool(self, name: str) -> None:
-        with libvirt_errors(f"removing storage pool {name}"):
+        with self.rpc(f"removing storage pool {name}"):
             pool = self.conn.storagePoolLookupByName(name)
             if pool.isActive():
                 pool.destroy()
@@ -262,18 +297,18 @@ class Driver(Snapshots):
 
     # -- domains ------------------------------------------------------------------------------
     def define_domain(self, xml: str) -> None:
-        with libvirt_errors("defining domain"):
+        with self.rpc("defining domain"):
             self._validated(self.conn.defineXMLFlags, xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
 
     def start_domain(self, name: str) -> None:
-        with libvirt_errors(f"starting {name}"):
+        with self.rpc(f"starting {name}"):
             dom = self.conn.lookupByName(name)
             if not dom.isActive():
                 dom.create()
 
     def attach_nic(self, name: str, xml: str, attach: bool = True) -> None:
         """Live only: the persistent definition is updated separately by redefining the domain."""
-        with libvirt_errors(f"{'attaching' if attach else 'detaching'} NIC on {name}"):
+        with self.rpc(f"{'attaching' if attach else 'detaching'} NIC on {name}"):
             dom = self.conn.lookupByName(name)
             if attach:
                 dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
@@ -281,24 +316,27 @@ class Driver(Snapshots):
                 dom.detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
     def shutdown_domain(self, name: str, timeout: float = 60.0) -> str:
-        """Graceful shutdown, bounded; then destroy. Returns 'shutdown' or 'destroyed'."""
-        with libvirt_errors(f"shutting down {name}"):
+        """Graceful shutdown, bounded; then destroy. Returns 'shutdown' or 'destroyed'. The wait holds no
+        place among the connection's calls in flight (rpc)."""
+        what = f"shutting down {name}"
+        with self.rpc(what):
             dom = self.conn.lookupByName(name)
             if not dom.isActive():
                 return "shutdown"
             if timeout > 0:
                 with contextlib.suppress(libvirt.libvirtError):
                     dom.shutdown()
-                deadline = time.monotonic() + timeout
-                delay = 0.05
-                while time.monotonic() < deadline:
-                    if not dom.isActive():
-                        return "shutdown"
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-            with contextlib.suppress(libvirt.libvirtError):
-                dom.destroy()
-            return "destroyed"
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while timeout > 0 and time.monotonic() < deadline:
+            with self.rpc(what):
+                if not dom.isActive():
+                    return "shutdown"
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        with self.rpc(what), contextlib.suppress(libvirt.libvirtError):
+            dom.destroy()
+        return "destroyed"
 
     def customize_disk(self, argv: list[str]) -> None:
         """Run virt-customize on a volume's file: it must be on this machine."""
@@ -313,7 +351,7 @@ class Driver(Snapshots):
 
     def destroy_domain(self, name: str) -> None:
         """Stop at once and undefine with its snapshot metadata, managed save and NVRAM."""
-        with libvirt_errors(f"removing {name}"):
+        with self.rpc(f"removing {name}"):
             dom = self.conn.lookupByName(name)
             if dom.isActive():
                 dom.destroy()

@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import libvirt
 
-from labvirt.driver.libvirt_errors import libvirt_errors, one_line
+from labvirt.driver.libvirt_errors import one_line
 
 
 class Snapshots:
     conn: libvirt.virConnect
+    rpc: Callable[[str], AbstractContextManager]      # Driver.rpc: calls on the connection, bounded
 
     def suspend(self, name: str) -> None:
-        with libvirt_errors(f"pausing {name}"):
+        with self.rpc(f"pausing {name}"):
             self.conn.lookupByName(name).suspend()
 
     def resume(self, name: str) -> None:
-        with libvirt_errors(f"resuming {name}"):
+        with self.rpc(f"resuming {name}"):
             self.conn.lookupByName(name).resume()
 
     def create_snapshot(self, name: str, xml: str) -> None:
-        with libvirt_errors(f"snapshot of {name}"):
+        with self.rpc(f"snapshot of {name}"):
             self.conn.lookupByName(name).snapshotCreateXML(xml, 0)
 
     def delete_snapshot(self, name: str, snapshot: str) -> None:
-        with libvirt_errors(f"deleting snapshot {snapshot} of {name}"):
+        with self.rpc(f"deleting snapshot {snapshot} of {name}"):
             self.conn.lookupByName(name).snapshotLookupByName(snapshot).delete(0)
 
     def revert_snapshot(self, name: str, snapshot: str, paused: bool = False) -> None:
         """Revert; `paused` leaves a snapshot taken while running paused, for a common resume."""
         flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED if paused else 0
-        with libvirt_errors(f"reverting {name} to {snapshot}"):
+        with self.rpc(f"reverting {name} to {snapshot}"):
             dom = self.conn.lookupByName(name)
             dom.revertToSnapshot(dom.snapshotLookupByName(snapshot), flags)
 
@@ -40,24 +43,25 @@ class Snapshots:
         after a revert the guest's clock stands where it stood at the snapshot. None when done; else
         why not (no agent in the guest, agent not answering within `timeout`)."""
         deadline = time.monotonic() + timeout
-        with libvirt_errors(f"domain {name}"):
+        with self.rpc(f"domain {name}"):
             dom = self.conn.lookupByName(name)
         while True:
-            try:
-                dom.setTime(flags=libvirt.VIR_DOMAIN_TIME_SYNC)
-                return None
-            except libvirt.libvirtError as e:
-                code = e.get_error_code()
-                msg = one_line(e.get_error_message() or str(e))
-                if code != libvirt.VIR_ERR_AGENT_UNRESPONSIVE or time.monotonic() >= deadline:
-                    return msg
+            with self.rpc(f"domain {name}"):
+                try:
+                    dom.setTime(flags=libvirt.VIR_DOMAIN_TIME_SYNC)
+                    return None
+                except libvirt.libvirtError as e:
+                    code = e.get_error_code()
+                    msg = one_line(e.get_error_message() or str(e))
+            if code != libvirt.VIR_ERR_AGENT_UNRESPONSIVE or time.monotonic() >= deadline:
+                return msg
             time.sleep(0.25)
 
     def snapshots(self, name: str) -> list[dict]:
         """[{name, description, state, created, current}] of one domain, oldest first (stable sort)."""
         from lxml import etree
 
-        with libvirt_errors(f"listing snapshots of {name}"):
+        with self.rpc(f"listing snapshots of {name}"):
             dom = self.conn.lookupByName(name)
             current = dom.snapshotCurrent().getName() if dom.hasCurrentSnapshot() else None
             out = []
