@@ -148,9 +148,56 @@ def raw_starts(conn, name: str) -> dict:
             "start_median": round(median(starts), 3)}
 
 
+def raw_concurrent(name: str, threads: int = 8) -> dict:
+    """The measured floor of a class-wide start: the same defined domains started by hand from `threads`
+    threads, each with a connection of its own (no limit on calls in flight but libvirtd's), then
+    destroyed the same way. Wall seconds of each."""
+    import queue
+    import threading
+
+    import libvirt
+
+    def run(op) -> float:
+        conns = [libvirt.open(URI) for _ in range(threads)]
+        try:
+            todo: queue.Queue = queue.Queue()
+            for d in class_domains(conns[0], name):
+                todo.put(d.name())
+            errors: list = []
+
+            def worker(conn):
+                while True:
+                    try:
+                        dom = conn.lookupByName(todo.get_nowait())
+                    except queue.Empty:
+                        return
+                    try:
+                        op(dom)
+                    except libvirt.libvirtError as e:
+                        errors.append(e)
+
+            workers = [threading.Thread(target=worker, args=(c,)) for c in conns]
+            t0 = time.perf_counter()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            took = time.perf_counter() - t0
+            if errors:
+                raise errors[0]
+            return took
+        finally:
+            for c in conns:
+                c.close()
+
+    return {"threads": threads, "start": round(run(lambda d: d.create()), 3),
+            "destroy": round(run(lambda d: d.destroy()), 3)}
+
+
 def daemon_repetition(conn, lab: str, env: dict, students: int, name: str) -> dict:
     r = {"class up --no-start (define only)": cli("class", "up", "-n", str(students), "--no-start", "-C", lab, env=env)}
     r["raw: start each domain, one after another"] = raw_starts(conn, name)
+    r["raw: start every domain from 8 threads"] = raw_concurrent(name)
     r["class up (start the defined)"] = cli("class", "up", "-C", lab, env=env)
     r["class destroy"] = cli("class", "destroy", "-C", lab, env=env)
     r["class up (define + start)"] = cli("class", "up", "-n", str(students), "-C", lab, env=env)
@@ -210,6 +257,13 @@ def summarize(reps: list[dict], cpus: int) -> dict:
         def ratio(cmd):
             return [r[cmd]["wall"] / r[raw_key]["start_sum"] for r in reps]
 
+        conc_key = "raw: start every domain from 8 threads"
+        if conc_key in reps[0]:
+            concs = [r[conc_key] for r in reps]
+            out["raw_concurrent"] = {k: median([x[k] for x in concs]) for k in ("start", "destroy")}
+            out["raw_concurrent"]["threads"] = concs[0]["threads"]
+            out["commands"]["class up (start the defined)"]["over_raw_concurrent"] = median(
+                [r["class up (start the defined)"]["wall"] / r[conc_key]["start"] for r in reps])
         floors = [r[raw_key]["start_sum"] / cpus for r in reps]
         out["floor (sum of starts / CPUs)"] = median(floors)
         out["target (1.5 x floor)"] = median([1.5 * f for f in floors])
@@ -238,6 +292,11 @@ def report(kind: str, s: dict) -> str:
                       f"{raw['start_last']:.3f} s), destroy sum {raw['destroy_sum']:.2f} s. Floor for a class-wide "
                       f"start = start sum / {s['cpus']} CPUs = {s['floor (sum of starts / CPUs)']:.2f} s; target "
                       f"<= 1.5 x floor = {s['target (1.5 x floor)']:.2f} s."]
+        if "raw_concurrent" in s:
+            c = s["raw_concurrent"]
+            lines += ["", f"By hand from {c['threads']} threads, a connection each: start {c['start']:.2f} s, destroy "
+                          f"{c['destroy']:.2f} s; `class up` of the defined / that: "
+                          f"{s['commands']['class up (start the defined)']['over_raw_concurrent']:.2f}x."]
     return "\n".join(lines)
 
 
