@@ -1,6 +1,6 @@
 """Benchmarks of labvirt `up` and `destroy` against the sequential sum of the raw libvirt operations.
 
-    .venv/bin/python bench/run.py                    # simulator and real daemon, 3 repetitions
+    .venv/bin/python bench/run.py                    # simulator and real daemon, 5 repetitions
     .venv/bin/python bench/run.py --only sim --repeat 5 --json out/bench.json
 
 Prints a table (medians, minimums in brackets) and the ratios labvirt / sequential sum; see
@@ -128,7 +128,7 @@ def report(results: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=("sim", "daemon"), help="Run on one host only (default: both).")
-    ap.add_argument("--repeat", type=int, default=3, help="Repetitions per host (median and min are reported).")
+    ap.add_argument("--repeat", type=int, default=5, help="Repetitions per host (default 5; median and min are reported).")
     ap.add_argument("--workers", type=int, default=8, help="labvirt --workers (default 8, labvirt's default).")
     ap.add_argument("--no-cli", action="store_true", help="Skip the whole-process CLI measurements.")
     ap.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
