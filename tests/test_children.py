@@ -69,8 +69,11 @@ def test_capture_stops_the_child_on_timeout():
 
 
 def test_sigint_to_labvirt_alone_stops_its_child():
-    """Ctrl-C as a terminal sends it: here SIGINT goes to the parent only, the harder case."""
-    code = ("import sys\nfrom labvirt.driver.children import stream\n"
+    """Ctrl-C as a terminal sends it: here SIGINT goes to the parent only, the harder case. The parent
+    takes SIGINT as a foreground process does: a run started in the background by a non-interactive
+    shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    code = ("import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "from labvirt.driver.children import stream\n"
             "stream(['sh', '-c', 'echo $$; exec sleep 60'], lambda l: (print(l, flush=True)))\n")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
