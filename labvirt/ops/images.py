@@ -62,8 +62,10 @@ def ensure_pool(driver, directory: str):
         driver.define_pool(tostring(render_pool(want)))
     elif pool.uuid != want.uuid:
         raise LabvirtError(f"storage pool {IMAGE_POOL!r} exists but was not created by labvirt; not touching it")
+    elif pool.active:
+        return pool
     driver.start_pool(IMAGE_POOL)
-    return driver.observe(IMAGE_POOL).pools[IMAGE_POOL]
+    return driver.observe(IMAGE_POOL).pools[IMAGE_POOL]      # started: its volumes show now
 
 
 def stopped_pool(observed: Observed):
@@ -120,7 +122,7 @@ def build(spec: LabSpec, name: str, driver, directory: str, force: bool = False,
     vol_xml = tostring(render_volume(_volume(golden, image)))
     if driver.simulated:
         on_line("simulated host: no virt-builder run; the golden image is an empty volume of the recipe's size")
-        _create_in_pool(driver, vol_xml, directory)
+        driver.create_volume(IMAGE_POOL, vol_xml)
         return golden, "built (simulated)"
     from labvirt.driver import virt_builder as builder
 
@@ -131,17 +133,13 @@ def build(spec: LabSpec, name: str, driver, directory: str, force: bool = False,
         for argv in builder.build_commands(image, out, password_file):
             on_line("$ " + " ".join(argv))
             builder.run_builder(argv, env, on_line)
-        _create_in_pool(driver, vol_xml, directory)
+        # again: while virt-builder ran (minutes), another process may have removed the pool with its
+        # last image (`image remove`); it is made again then
+        ensure_pool(driver, directory)
+        driver.create_volume(IMAGE_POOL, vol_xml)
         with removed_on_failure(driver, IMAGE_POOL, golden.volume):
             driver.upload_volume(IMAGE_POOL, golden.volume, path=out)
     return golden, "built"
-
-
-def _create_in_pool(driver, vol_xml: str, directory: str) -> None:
-    """Create the golden volume in the image pool as it is now: while virt-builder ran (minutes), another
-    process may have removed the pool with its last image (`image remove`). It is made again then."""
-    ensure_pool(driver, directory)
-    driver.create_volume(IMAGE_POOL, vol_xml)
 
 
 def _volume(golden: GoldenImage, image: ImageSpec):
