@@ -38,7 +38,7 @@ EXAMPLE = os.path.join(ROOT, "examples", "three-node-nat")
 URI = "qemu:///system"
 REBUILT = "s02"     # the student rebuilt (its snapshot goes with its disks: not reverted)
 
-from bench_lab import cli_env, cpu_busy, median, sweep, wait_quiet  # noqa: E402
+from bench_lab import cli_env, cpu_busy, median, run_cpu, sweep, wait_quiet  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -73,18 +73,10 @@ def make_lab(work: str, name: str, uri: str | None) -> str:
 
 
 def cli(*args, env=None) -> dict:
-    """One `python -m labvirt ARGS` process: wall seconds and the CPU seconds (user + system) of that process
-    alone (wait4: its children, none here, and QEMU, a child of libvirtd, are not counted). Fails loudly."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "labvirt", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, env=env)
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"labvirt {' '.join(args)} failed: {err.decode(errors='replace')[-800:]}")
-    return {"wall": round(wall, 3), "cpu": round(ru.ru_utime + ru.ru_stime, 3)}
+    """One `python -m labvirt ARGS` process: wall seconds and the CPU seconds of that process alone
+    (bench_lab.run_cpu: QEMU, a child of libvirtd, is not counted). Fails loudly."""
+    wall, cpu = run_cpu([sys.executable, "-m", "labvirt", *args], env)
+    return {"wall": round(wall, 3), "cpu": round(cpu, 3)}
 
 
 def _all_but(student: str, n: int) -> list[str]:

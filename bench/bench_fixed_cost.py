@@ -25,12 +25,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_lab import cli_env, cpu_busy, median, sweep  # noqa: E402
+from bench_lab import cli_env, cpu_busy, median, run_cpu, sweep  # noqa: E402
 from lab_copy import check_safe, pick_subnets  # noqa: E402
 
 
@@ -42,20 +41,6 @@ def labvirt_argv() -> list[str]:
     """The console script users run (falls back to `python -m labvirt`)."""
     script = os.path.join(os.path.dirname(sys.executable), "labvirt")
     return [script] if os.path.exists(script) else [sys.executable, "-m", "labvirt"]
-
-
-def run_cpu(argv: list[str], env: dict) -> tuple[float, float]:
-    """(wall, cpu) seconds of one process; cpu = user + system of that child (wait4). Fails loudly."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    p.stderr.close()
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {p.returncode}: {err.decode(errors='replace').strip()[-500:]}")
-    return wall, ru.ru_utime + ru.ru_stime
 
 
 def write_lab(root: str, name: str, subnet, pool_dir: str) -> str:

@@ -92,6 +92,20 @@ def cli_env(work: str) -> dict:
     return env
 
 
+def run_cpu(argv: list[str], env: dict) -> tuple[float, float]:
+    """(wall, cpu) seconds of one process; cpu = user + system of that child (wait4). Fails loudly."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    p.stderr.close()
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {p.returncode}: {err.decode(errors='replace').strip()[-500:]}")
+    return wall, ru.ru_utime + ru.ru_stime
+
+
 def cli(args: list[str], env: dict) -> float:
     """Wall time of one `python -m labvirt ...` process (fails loudly)."""
     t0 = time.perf_counter()
