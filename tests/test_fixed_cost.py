@@ -93,3 +93,23 @@ def test_a_command_imports_neither_pydantic_nor_the_other_commands_click_objects
                        env={**__import__("os").environ, **env(tmp_path)})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "PYDANTIC False"
+
+
+def test_a_students_list_is_read_without_pydantic_and_means_the_same(tmp_path):
+    """`--student` (a list of strings) is plain too: `class rebuild -s s02` must not pay pydantic's import."""
+    lab = small_lab(tmp_path, name="fc")
+    e = env(tmp_path)
+    up = run_cli("class", "up", "-n", "3", "--no-start", "-C", lab, "-c", "sim", env=e)
+    assert up.returncode == 0, up.stderr
+    code = ("import sys\n"
+            f"sys.argv = ['labvirt', 'class', 'snapshot', 'pre', '-s', 's03', '--student', 's01', '-C', {lab!r},"
+            " '-c', 'sim']\n"
+            "from labvirt.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('PYDANTIC', 'pydantic' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, **e})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "PYDANTIC False"
+    assert "2 of 2 students ok" in " ".join(r.stderr.split())
+    assert "s01" in r.stderr and "s03" in r.stderr and "s02" not in r.stderr

@@ -4,8 +4,9 @@ Typer 0.29 converts every option value through a pydantic TypeAdapter built on f
 defaults and the options not given: importing pydantic and building the adapters costs a command
 about a fifth of its start-up. Most values need nothing: an option not given (None), a string for a
 `str` option, a default already of the option's type, or plain decimal digits for an `int` or
-`float` (inside its min/max). Those are answered here; every other value (a choice, a path, a list, text that is not a
-plain number) goes to Typer's own conversion, built on demand, so its checks and error messages stay
+`float` (inside its min/max), the strings of a `list[str]` option (`--student s01 --student s02`). Those are
+answered here; every other value (a choice, a path, another list, text that is not a plain number) goes to
+Typer's own conversion, built on demand, so its checks and error messages stay
 exactly Typer's.
 
 This reaches into Typer's internals (`_TyperParameter.get_runtime_param`, `typer._coercion.RuntimeParam`),
@@ -42,7 +43,7 @@ if RuntimeParam is not None:
             return self._typer[0]._coerce_value(value, param=param, ctx=ctx)
 
         def _in_range(self, value: Any) -> bool:
-            if isinstance(value, str):
+            if isinstance(value, (str, list)):
                 return True
             low, high = self.parameter_info.min, self.parameter_info.max
             return (low is None or value >= low) and (high is None or value <= high)
@@ -54,6 +55,8 @@ if RuntimeParam is not None:
                 return None     # the user's parser, a path check: Typer's
             if kind is str and isinstance(value, str):
                 return value
+            if kind == list[str] and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return list(value)      # what Typer's adapter makes of them
             if kind is int and type(value) is int:
                 return value
             if kind is int and isinstance(value, str) and _INT.fullmatch(value):
