@@ -348,12 +348,12 @@ def load_conditions(conn, prefix: str, busy_before: float | None = None) -> dict
 
 def _sim_conn(uri: str):
     """A read-only look at the simulator's persisted host (a fresh test:/// load of its node file)."""
-    from labvirt.driver import simulator as sim
-    from labvirt.driver.state_files import sim_dir
-
     import libvirt
 
-    return libvirt.open(f"test://{os.path.join(sim_dir(sim.parse_uri(uri)), 'node.xml')}")
+    from labvirt.core.uris import parse_sim_uri
+    from labvirt.driver.state_files import sim_dir
+
+    return libvirt.open(f"test://{os.path.join(sim_dir(parse_sim_uri(uri)), 'node.xml')}")
 
 
 def _must_be_empty(kind, conn, prefix, uri=None):

@@ -162,6 +162,25 @@ def test_yaml_round_trip(value):
     assert system_yaml(to_yaml(value)) == value
 
 
+@pytest.mark.skipif(not getattr(yaml, "__with_libyaml__", False), reason="PyYAML built without libyaml")
+@pytest.mark.parametrize("value", [
+    {"mac": "52:54:00:12:34:56", "yes": "yes", "num": "1.10", "empty": "", "nested": [{"a": 1, "b": [True, None]}]},
+    {"text": "line one\n  indented\n\nafter blank\n", "noeol": "a\nb", "crlf": "a\r\nb\n", "lead": " x\n"},
+    {"unicode": "päss – ✓", "quote": 'say "hi"\\', "long": "word " * 2000, "map": {}, "list": []},
+])
+def test_libyaml_and_pure_python_emit_the_same_text(value):
+    """Seeds are the same bytes whether PyYAML has libyaml (used when there) or not."""
+    from labvirt.core import cloudinit
+
+    class Pure(yaml.SafeDumper):
+        pass
+
+    Pure.add_representer(str, cloudinit._str)
+    pure = yaml.dump(value, Dumper=Pure, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
+    assert cloudinit._Dumper.__mro__[1] is yaml.CSafeDumper
+    assert to_yaml(value) == pure
+
+
 def test_yaml_refuses_unknown_types():
     with pytest.raises(yaml.representer.RepresenterError):
         to_yaml({"x": object()})

@@ -103,9 +103,14 @@ class Driver(Snapshots):
                         continue
                     domains[dom.name()] = self._observe_domain(dom)
         with self.rpc("listing networks"):
-            for net in self.conn.listAllNetworks():
+            listed = self.conn.listAllNetworks()
+            # then which run and which autostart: two listings, not two calls per network (a class host has 60+)
+            active = {n.UUIDString() for n in self.conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)}
+            autostart = {n.UUIDString() for n in self.conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_AUTOSTART)}
+            for net in listed:
                 with vanishing():
-                    obs = parse_network(self._network_xml(net), bool(net.isActive()), bool(net.autostart()))
+                    uuid = net.UUIDString()
+                    obs = parse_network(self._network_xml(net), uuid in active, uuid in autostart)
                     every_network.append(obs)
                     if obs.bridge:
                         bridges.add(obs.bridge)

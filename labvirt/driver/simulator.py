@@ -36,18 +36,6 @@ T = ElementMaker(namespace=TEST_NS, nsmap={"test": TEST_NS})
 RUNSTATE = {libvirt.VIR_DOMAIN_RUNNING: 1, libvirt.VIR_DOMAIN_BLOCKED: 1, libvirt.VIR_DOMAIN_PAUSED: 3}
 
 
-def parse_uri(uri: str) -> str | None:
-    """'sim' -> 'default', 'sim:///NAME' -> 'NAME'; None when `uri` is not a simulator URI."""
-    if uri == "sim":
-        return "default"
-    if uri.startswith("sim:"):
-        name = uri[4:].lstrip("/") or "default"
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise LabvirtError(f"simulator name {name!r} is not allowed: letters, digits, '-' and '_'")
-        return name
-    return None
-
-
 @dataclass
 class SimHost:
     name: str

@@ -171,9 +171,9 @@ def check_uri(root: str, uri: str, spec=None, students: int = 1, root_given: boo
               on_probe=None) -> Report:
     """`labvirt check` against `uri`: a simulated host answers from its profile (the host root unless
     `root_given`) and the capacity it was created with; any other URI from `root` and libvirt."""
-    from labvirt.driver import simulator as sim
+    from labvirt.core.uris import parse_sim_uri
 
-    if sim.parse_uri(uri) is not None:
+    if parse_sim_uri(uri) is not None:
         from labvirt.host.profiles import profile_root
         from labvirt.ops.session import open_driver
 

@@ -233,15 +233,16 @@ class Dashboard(DashboardActions):
     # -- watching --------------------------------------------------------------------------------
     def _stamps(self) -> tuple:
         """What the bounded poll compares: the class record and each simulated host's node file."""
-        from labvirt.driver import simulator as sim
+        from labvirt.core.uris import parse_sim_uri
+        from labvirt.driver.state_files import sim_dir
 
         paths = [class_record.record_path(self.spec.name)]
         with self._lock:
             hosts = [h["uri"] for h in self._model["hosts"]]
         for uri in hosts:
-            name = sim.parse_uri(uri)
+            name = parse_sim_uri(uri)
             if name is not None:
-                paths.append(os.path.join(sim.sim_dir(name), "node.xml"))
+                paths.append(os.path.join(sim_dir(name), "node.xml"))
         out = []
         for p in paths:
             try:
@@ -288,9 +289,9 @@ class Dashboard(DashboardActions):
             raise Refused(f"no node {node!r} in lab {self.spec.name!r}")
         uri = record.host(student)
         domain = f"{record.copy(student).prefix}-{node}"
-        from labvirt.driver import simulator as sim
+        from labvirt.core.uris import parse_sim_uri
 
-        if sim.parse_uri(uri) is not None:
+        if parse_sim_uri(uri) is not None:
             raise UnsupportedError(f"{domain} is simulated: the simulator has no console")
         d = self._reader(uri)
         obs = d.observe(record.copy(student).prefix).domains.get(domain)

@@ -89,9 +89,9 @@ class DashboardActions:
                         refused[s] = str(e)
                     accepted = []
         if accepted:
-            from labvirt.driver.simulator import parse_uri
+            from labvirt.core.uris import parse_sim_uri
 
-            sim = any(parse_uri(record.host(s)) is not None for s in accepted)
+            sim = any(parse_sim_uri(record.host(s)) is not None for s in accepted)
             threading.Thread(target=self._run_batch, args=(action, accepted, arg, sim), daemon=True,
                              name=f"dashboard-{action}").start()
         self._bump()

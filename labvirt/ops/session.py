@@ -27,10 +27,12 @@ def resolve_uri(connect: str | None) -> str:
 
 def open_driver(uri: str):
     """A Driver for `uri`: the simulator for sim URIs, libvirt otherwise."""
-    from labvirt.driver import simulator as sim
+    from labvirt.core.uris import parse_sim_uri
 
-    name = sim.parse_uri(uri)
+    name = parse_sim_uri(uri)
     if name is not None:
+        from labvirt.driver import simulator as sim
+
         return sim.SimDriver(sim.load_host(name))
     from labvirt.driver.libvirt_driver import Driver, open_libvirt
 
