@@ -53,6 +53,26 @@ def test_destroy_removes_a_network_once_the_nodes_on_it_are_gone_and_volumes_aft
     assert all(w[("DestroyDomain", x.name)] == set() for x in d.domains)
 
 
+def test_volumes_are_made_at_once_once_their_pool_exists():
+    d = desired_for()
+    w = waits(p.plan_up(d, Observed()))
+    pool = {(v, t) for v, t in w if t == d.pool.name}
+    vols = [(v, t) for v, t in w if v in ("CreateVolume", "CreateSeed")]
+    assert len(vols) == len(d.volumes) >= 4
+    assert {v for v, _ in pool} >= {"DefinePool", "StartPool"}
+    for k in vols:          # the pool's actions, and no other volume's
+        assert w[k] == pool
+
+
+def test_destroy_removes_volumes_at_once_and_the_pool_after_them_all():
+    d = desired_for()
+    w = waits(p.plan_destroy(d, observed_from(d)))
+    nodes = {("DestroyDomain", x.name) for x in d.domains}
+    vols = {k for k in w if k[0] == "DeleteVolume"}
+    assert len(vols) == len(d.volumes) and all(w[k] == nodes for k in vols)
+    assert w[("DeletePool", d.pool.name)] == nodes | vols
+
+
 def test_a_circle_is_refused():
     a = p.StartDomain(0, "x", needs=("y",))
     b = p.StartDomain(0, "y", needs=("x",))

@@ -109,16 +109,16 @@ def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, sta
             b.missing_images.append(img.name)
             b.blockers.append(f"golden image {img.name!r} is not built yet: run 'labvirt image build {img.name}'")
     pool = observed.pools.get(desired.pool.name)
-    for vol in desired.volumes:
+    for vol in desired.volumes:     # each volume its own chain, once its pool exists: they are made at once
         if vol.kind == "seed":
             if pool is None or pool.volume(vol.name) is None:
-                b.actions.append(_create_seed(desired, vol, identity, images_of or {}, chain=vol.pool))
+                b.actions.append(_create_seed(desired, vol, identity, images_of or {}, needs=(vol.pool,)))
             continue
         if pool is None or pool.volume(vol.name) is None:
-            b.actions.append(CreateVolume(VOLUMES, f"{vol.pool}/{vol.name}", vol.pool, pool=vol.pool,
+            b.actions.append(CreateVolume(VOLUMES, f"{vol.pool}/{vol.name}", needs=(vol.pool,), pool=vol.pool,
                                           xml=tostring(render_volume(vol))))
-            if customize and vol.node in customize:     # same chain: runs right after the overlay exists
-                b.actions.append(CustomizeDisk(VOLUMES, f"{vol.pool}/{vol.name}", vol.pool, argv=customize[vol.node]))
+            if customize and vol.node in customize:     # the volume's chain: runs right after the overlay exists
+                b.actions.append(CustomizeDisk(VOLUMES, f"{vol.pool}/{vol.name}", argv=customize[vol.node]))
     disks_of: dict[str, list[str]] = {}
     for vol in desired.volumes:
         disks_of.setdefault(vol.node, []).append(f"{vol.pool}/{vol.name}")
@@ -147,7 +147,7 @@ def _other_directory_objects(desired: DesiredLab, observed: Observed, b: _Builde
 
 
 def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: dict[str, str],
-                 chain: str = "") -> CreateSeed:
+                 needs: tuple[str, ...] = ()) -> CreateSeed:
     from labvirt.core.cloudinit import seed_documents
 
     hashes = dict(identity.password_hashes)
@@ -155,7 +155,7 @@ def _create_seed(desired: DesiredLab, vol, identity: SeedIdentity, images_of: di
     docs = seed_documents(desired, vol.node, ssh_keys=identity.ssh_keys,
                           password_hash=hashes.get(images_of.get(vol.node, ""), hashes.get("")),
                           user=identity.user, host_key=host_keys.get(vol.node))
-    return CreateSeed(VOLUMES, f"{vol.pool}/{vol.name}", chain, pool=vol.pool, name=vol.name,
+    return CreateSeed(VOLUMES, f"{vol.pool}/{vol.name}", needs=needs, pool=vol.pool, name=vol.name,
                       documents=tuple(sorted(docs.items())))
 
 
@@ -307,9 +307,10 @@ def plan_destroy(desired: DesiredLab, observed: Observed) -> Plan:
             b.blockers.append(f"storage pool {pool.name!r} was not created by labvirt for this lab; not removed")
         else:
             every_node = tuple(d.name for d in destroyed)
-            for vol in pool.volumes:     # the pool's chain: its volumes (once the nodes are gone), then the pool
-                b.actions.append(DeleteVolume(REMOVE_STORAGE_AND_NETWORKS, f"{pool.name}/{vol.name}", pool.name,
-                                              needs=every_node, pool=pool.name, name=vol.name))
-            b.actions.append(DeletePool(REMOVE_STORAGE_AND_NETWORKS, pool.name))
+            volumes = tuple(f"{pool.name}/{vol.name}" for vol in pool.volumes)
+            for target, vol in zip(volumes, pool.volumes):     # at once, once the nodes are gone; then the pool
+                b.actions.append(DeleteVolume(REMOVE_STORAGE_AND_NETWORKS, target, needs=every_node,
+                                              pool=pool.name, name=vol.name))
+            b.actions.append(DeletePool(REMOVE_STORAGE_AND_NETWORKS, pool.name, needs=every_node + volumes))
     b.actions += networks
     return b.done()
