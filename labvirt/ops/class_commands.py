@@ -177,19 +177,23 @@ class Classroom:
         return self.record.copy(student), self.driver(uri), self.params(uri)
 
     def up(self, student: str, start: bool = True) -> str:
-        from labvirt.ops.external import check_external
-
         copy, driver, params = self._target(student)
         desired, the_plan = plan_up_for(self.spec, copy, params, driver.observe(copy.prefix), start=start)
-        verdict = check_external(self.spec, desired, driver, params)
-        if verdict.refusals:
-            raise LabvirtError(verdict.refusals[0] + (f" (and {len(verdict.refusals) - 1} more)"
-                                                      if len(verdict.refusals) > 1 else ""))
-        warned = "".join(f"; warning: {w}" for w in verdict.warnings)
+        warned = self._external(desired, driver, params)
         if the_plan.empty:
             return "up to date" + warned
         engine.apply(the_plan, driver, workers=INNER_WORKERS)
         return f"{len(the_plan.actions)} actions" + warned
+
+    def _external(self, desired, driver, params) -> str:
+        """Refuse (raise) what the host's own networks forbid; else the warnings, as a message tail."""
+        from labvirt.ops.external import check_external
+
+        verdict = check_external(self.spec, desired, driver, params)
+        if verdict.refusals:
+            raise LabvirtError(verdict.refusals[0] + (f" (and {len(verdict.refusals) - 1} more)"
+                                                      if len(verdict.refusals) > 1 else ""))
+        return "".join(f"; warning: {w}" for w in verdict.warnings)
 
     def down(self, student: str) -> str:
         copy, driver, params = self._target(student)
@@ -209,19 +213,16 @@ class Classroom:
     def rebuild(self, student: str) -> str:
         """Drop the student's nodes (with snapshots), overlays and seeds; recreate them from the golden
         images and start. Networks and the pool stay."""
+        from labvirt.core import rebuild
+
         copy, driver, params = self._target(student)
-        desired = desire(self.spec, copy, params)
-        observed = driver.observe(copy.prefix)
-        actions = [p.DestroyDomain(p.STOP_DOMAINS, d.name) for d in desired.domains if d.name in observed.domains]
-        nodes = tuple(a.target for a in actions)
-        pool = observed.pools.get(desired.pool.name)
-        for v in desired.volumes:
-            if pool is not None and pool.volume(v.name) is not None:
-                actions.append(p.DeleteVolume(p.REMOVE_STORAGE_AND_NETWORKS, f"{v.pool}/{v.name}", needs=nodes,
-                                              pool=v.pool, name=v.name))
-        blockers = p.plan_destroy(desired, observed).blockers
-        engine.apply(p.Plan(tuple(actions), blockers), driver, workers=INNER_WORKERS)
-        return "rebuilt: " + self.up(student)
+        observed = driver.observe(copy.prefix)              # once: the up is planned on what removal leaves
+        gone = rebuild.removal(desire(self.spec, copy, params), observed)
+        desired, up = plan_up_for(self.spec, copy, params, gone.after)
+        warned = self._external(desired, driver, params)    # refused before anything is removed
+        the_plan = rebuild.pipeline(desired, gone, up)
+        engine.apply(the_plan, driver, workers=INNER_WORKERS)
+        return f"rebuilt: {len(the_plan.actions)} actions" + warned
 
     def wait(self, student: str, timeout: float) -> str:
         """`--wait`: the single-lab wait (ops.nodes.wait_ready) on the student's copy, bounded by `timeout`."""
