@@ -7,18 +7,20 @@ import json
 import sys
 
 
+# emoji=False: text is printed as given (a path or message with ":name:" in it stays so), and Rich's
+# table of emoji codes is never imported
 @functools.cache
 def err():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @functools.cache
 def out():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 def print_json(obj) -> None:
