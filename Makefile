@@ -44,6 +44,7 @@ bench: setup-test
 	$(VENV)/bin/python bench/run.py
 	$(VENV)/bin/python bench/bench_disks.py
 	$(VENV)/bin/python bench/bench_class.py
+	$(VENV)/bin/python bench/bench_rebuild.py
 	$(VENV)/bin/python bench/bench_fixed_cost.py
 
 # Proof that a fresh Debian 12 machine passes `make test` on the first run: a clean root

@@ -102,7 +102,10 @@ def run_cpu(argv: list[str], env: dict) -> tuple[float, float]:
     p.returncode = os.waitstatus_to_exitcode(status)
     p.stderr.close()
     if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {p.returncode}: {err.decode(errors='replace').strip()[-500:]}")
+        text = err.decode(errors="replace")
+        failed = [line for line in text.splitlines() if line.startswith(("✗", "error", "warning"))]
+        raise RuntimeError(f"{' '.join(argv)} exited {p.returncode}: " + "\n".join(failed[:20])
+                           + f"\n...\n{text.strip()[-500:]}")
     return wall, ru.ru_utime + ru.ru_stime
 
 
