@@ -87,3 +87,13 @@ def test_nothing_there_is_a_plain_up():
     d = desired_for()
     gone, plan = rebuild_plan(d, Observed())
     assert gone.actions == () and [a.verb for a in plan.actions] == [a.verb for a in p.plan_up(d, Observed()).actions]
+
+
+def test_a_golden_image_not_built_blocks_everything_before_removal():
+    d = desired_for()
+    assert d.images, "the example lab uses golden images"
+    obs = observed_from(d)
+    gone = rebuild.removal(d, obs)
+    plan = rebuild.pipeline(d, gone, p.plan_up(d, gone.after, images_present=frozenset()))
+    assert any("not built yet" in b for b in plan.blockers) and plan.missing_images
+    assert any(a.verb == "DestroyDomain" for a in plan.actions)    # engine.apply runs nothing of a blocked plan
