@@ -140,50 +140,64 @@ def raw_starts(conn, name: str) -> dict:
             "start_median": round(median(starts), 3)}
 
 
-def raw_concurrent(name: str, threads: int = 8) -> dict:
-    """The measured floor of a class-wide start: the same defined domains started by hand from `threads`
-    threads, each with a connection of its own (no limit on calls in flight but libvirtd's), then
-    destroyed the same way. Wall seconds of each."""
+def concurrently(names: list[str], op, threads: int) -> float:
+    """Wall seconds of `op(domain)` on every named domain, by hand from `threads` threads, each with a
+    libvirt connection of its own (no limit on calls in flight but libvirtd's). Fails loudly."""
     import queue
     import threading
 
     import libvirt
 
-    def run(op) -> float:
-        conns = [libvirt.open(URI) for _ in range(threads)]
-        try:
-            todo: queue.Queue = queue.Queue()
-            for d in class_domains(conns[0], name):
-                todo.put(d.name())
-            errors: list = []
+    conns = [libvirt.open(URI) for _ in range(threads)]
+    try:
+        todo: queue.Queue = queue.Queue()
+        for n in names:
+            todo.put(n)
+        errors: list = []
 
-            def worker(conn):
-                while True:
-                    try:
-                        dom = conn.lookupByName(todo.get_nowait())
-                    except queue.Empty:
-                        return
-                    try:
-                        op(dom)
-                    except libvirt.libvirtError as e:
-                        errors.append(e)
+        def worker(conn):
+            while True:
+                try:
+                    dom = conn.lookupByName(todo.get_nowait())
+                except queue.Empty:
+                    return
+                try:
+                    op(dom)
+                except libvirt.libvirtError as e:
+                    errors.append(e)
 
-            workers = [threading.Thread(target=worker, args=(c,)) for c in conns]
-            t0 = time.perf_counter()
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
-            took = time.perf_counter() - t0
-            if errors:
-                raise errors[0]
-            return took
-        finally:
-            for c in conns:
-                c.close()
+        workers = [threading.Thread(target=worker, args=(c,)) for c in conns]
+        t0 = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        took = time.perf_counter() - t0
+        if errors:
+            raise errors[0]
+        return took
+    finally:
+        for c in conns:
+            c.close()
 
-    return {"threads": threads, "start": round(run(lambda d: d.create()), 3),
-            "destroy": round(run(lambda d: d.destroy()), 3)}
+
+def domain_names(prefix: str) -> list[str]:
+    """The defined domains named PREFIX..., in name order."""
+    import libvirt
+
+    conn = libvirt.open(URI)
+    try:
+        return sorted(d.name() for d in conn.listAllDomains() if d.name().startswith(prefix))
+    finally:
+        conn.close()
+
+
+def raw_concurrent(name: str, threads: int = 8) -> dict:
+    """The measured floor of a class-wide start: the same defined domains started by hand from `threads`
+    threads, each with a connection of its own, then destroyed the same way. Wall seconds of each."""
+    names = domain_names(f"{name}-s")
+    return {"threads": threads, "start": round(concurrently(names, lambda d: d.create(), threads), 3),
+            "destroy": round(concurrently(names, lambda d: d.destroy(), threads), 3)}
 
 
 def daemon_repetition(conn, lab: str, env: dict, students: int, name: str) -> dict:
@@ -219,14 +233,19 @@ def run_daemon(students: int, repeat: int, quiet_wait: float) -> list[dict]:
                          **daemon_repetition(conn, lab, env, students, name)})
         return reps
     finally:
-        subprocess.run([sys.executable, "-m", "labvirt", "class", "destroy", "-C", lab], env=env,
-                       capture_output=True, stdin=subprocess.DEVNULL)
-        for student in range(1, students + 1):     # whatever a failed command left: this run's names only
-            left = sweep(conn, f"{name}-s{student:02d}")
-            if left:
-                log(f"cleanup swept: {', '.join(left)}")
+        remove_class(conn, lab, env, name, students)
         conn.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def remove_class(conn, lab: str, env: dict, name: str, students: int) -> None:
+    """`class destroy`, then a sweep of whatever a failed command left (this run's names only)."""
+    subprocess.run([sys.executable, "-m", "labvirt", "class", "destroy", "-C", lab], env=env,
+                   capture_output=True, stdin=subprocess.DEVNULL)
+    for student in range(1, students + 1):
+        left = sweep(conn, f"{name}-s{student:02d}")
+        if left:
+            log(f"cleanup swept: {', '.join(left)}")
 
 
 # -- the report -----------------------------------------------------------------------------------------

@@ -25,18 +25,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from bench_class import URI, cli, make_lab  # noqa: E402
-from bench_lab import cli_env, cpu_busy, median, sweep  # noqa: E402
+from bench_class import URI, cli, concurrently, domain_names, make_lab, remove_class  # noqa: E402
+from bench_lab import cli_env, cpu_busy, median  # noqa: E402
 
 STUDENT = "s02"
 
@@ -46,43 +43,13 @@ def log(msg: str) -> None:
 
 
 def by_hand(name: str) -> dict:
-    """Destroy the student's domains, then start them, each from its own thread and connection: wall s."""
-    import libvirt
-
-    conns = {}
-    probe = libvirt.open(URI)
-    try:
-        names = sorted(d.name() for d in probe.listAllDomains() if d.name().startswith(f"{name}-{STUDENT}-"))
-    finally:
-        probe.close()
-    for n in names:
-        conns[n] = libvirt.open(URI)
-    try:
-        out = {}
-        for what, op in (("destroy", lambda d: d.destroy()), ("start", lambda d: d.create())):
-            errors: list = []
-
-            def one(n, op=op):
-                try:
-                    op(conns[n].lookupByName(n))
-                except libvirt.libvirtError as e:
-                    errors.append(e)
-
-            threads = [threading.Thread(target=one, args=(n,)) for n in names]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            out[what] = round(time.perf_counter() - t0, 3)
-            if errors:
-                raise errors[0]
-        out["total"] = round(out["destroy"] + out["start"], 3)
-        out["domains"] = len(names)
-        return out
-    finally:
-        for c in conns.values():
-            c.close()
+    """Destroy the student's domains, then start them, a thread and a connection each: wall s."""
+    names = domain_names(f"{name}-{STUDENT}-")
+    out = {"destroy": round(concurrently(names, lambda d: d.destroy(), len(names)), 3),
+           "start": round(concurrently(names, lambda d: d.create(), len(names)), 3)}
+    out["total"] = round(out["destroy"] + out["start"], 3)
+    out["domains"] = len(names)
+    return out
 
 
 def run(students: int, rounds: int, before: str | None) -> list[dict]:
@@ -113,12 +80,7 @@ def run(students: int, rounds: int, before: str | None) -> list[dict]:
             out.append(r)
         return out
     finally:
-        subprocess.run([sys.executable, "-m", "labvirt", "class", "destroy", "-C", lab], env=env,
-                       capture_output=True, stdin=subprocess.DEVNULL)
-        for student in range(1, students + 1):
-            left = sweep(conn, f"{name}-s{student:02d}")
-            if left:
-                log(f"cleanup swept: {', '.join(left)}")
+        remove_class(conn, lab, env, name, students)
         conn.close()
         shutil.rmtree(work, ignore_errors=True)
 
