@@ -19,8 +19,8 @@ from labvirt.core.capacity import host_capacity, needs_of
 from labvirt.core.desired import HostParams, desire
 from labvirt.core.errors import LabvirtError
 from labvirt.ops.parallel import each
-from labvirt.ops.session import (_finish, base_image_formats, host_params, host_verdict, lab_lock, open_driver,
-                                 plan_up_for, resolve_uri)
+from labvirt.ops.session import (_finish, base_image_formats, desired_on, host_params, host_verdict, lab_lock,
+                                 open_driver, plan_up_for, resolve_uri)
 from labvirt.core.spec import LabSpec
 
 INNER_WORKERS = 4     # concurrent libvirt operations inside one student's lab
@@ -217,8 +217,9 @@ class Classroom:
 
         copy, driver, params = self._target(student)
         observed = driver.observe(copy.prefix)              # once: the up is planned on what removal leaves
-        gone = rebuild.removal(desire(self.spec, copy, params), observed)
-        desired, up = plan_up_for(self.spec, copy, params, gone.after)
+        desired = desired_on(self.spec, copy, params, observed)     # the removal leaves the image pool as it is
+        gone = rebuild.removal(desired, observed)
+        desired, up = plan_up_for(self.spec, copy, params, gone.after, desired=desired)
         warned = self._external(desired, driver, params)    # refused before anything is removed
         the_plan = rebuild.pipeline(desired, gone, up)
         engine.apply(the_plan, driver, workers=INNER_WORKERS)

@@ -273,20 +273,29 @@ def refresh_known_hosts(desired: DesiredLab) -> str:
     return write_known_hosts(copy.lab, copy.student, known_hosts(desired, keys))
 
 
-def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_driver: bool = True,
-                recreate: bool = False, start: bool = True, for_apply: bool = True, adopt: bool = False):
-    """desired + plan for one copy against what one host has. The seed identity (SSH key, root
-    password: secrets made on first use) only when the plan is to be applied and seeds are missing."""
+def desired_on(spec: LabSpec, copy: LabCopy, host: HostParams, observed):
+    """The copy's desired state on one host as observed: golden images in its image pool's directory,
+    base images' formats read from their headers."""
     from dataclasses import replace
 
     from labvirt.core.identity import IMAGE_POOL
-    from labvirt.core.plan import plan_up
 
     image_pool = observed.pools.get(IMAGE_POOL)
     if image_pool is not None and image_pool.path:
         host = replace(host, image_dir=image_pool.path)
-    host = replace(host, base_image_formats=base_image_formats(spec))
-    desired = desire(spec, copy, host)
+    return desire(spec, copy, replace(host, base_image_formats=base_image_formats(spec)))
+
+
+def plan_up_for(spec: LabSpec, copy: LabCopy, host: HostParams, observed, has_driver: bool = True,
+                recreate: bool = False, start: bool = True, for_apply: bool = True, adopt: bool = False,
+                desired=None):
+    """desired + plan for one copy against what one host has. The seed identity (SSH key, root
+    password: secrets made on first use) only when the plan is to be applied and seeds are missing.
+    `desired`: desired_on(spec, copy, host, ...) when the caller already has it (same image pool)."""
+    from labvirt.core.plan import plan_up
+
+    if desired is None:
+        desired = desired_on(spec, copy, host, observed)
     seeded = [v.node for v in desired.volumes if v.kind == "seed" and not _has_volume(observed, v)]
     applying = has_driver and for_apply
     kwargs = {"identity": seed_identity(spec, copy, seeded)} if seeded and applying else {}
