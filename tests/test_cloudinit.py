@@ -87,7 +87,7 @@ def test_student_copy_moves_addresses_into_its_subnets():
 
 
 def test_dns_domain_and_dhcp_nics():
-    from dataclasses import replace
+    from labvirt.core.record import replace
     desired = desired_lab("standard")
     nets = tuple(replace(n, domain="lab.example") if n.key == "public" else n for n in desired.networks)
     doms = tuple(replace(d, nics=(d.nics[0], replace(d.nics[1], address=None))) for d in desired.domains)

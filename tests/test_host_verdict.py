@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from ipaddress import IPv4Network
 
 import pytest
@@ -16,6 +15,7 @@ from labvirt.host.networks import LabNetwork, free_subnet
 from labvirt.host.profiles import PROFILES, profile_root
 from labvirt.host.tools import Tool
 from labvirt.host.verdict import verdict
+from labvirt.core.record import replace
 from labvirt.core.observed import ObservedNetwork, Owner
 
 GiB = 1024**3
@@ -67,7 +67,7 @@ BASE = HostFacts(root="/x", real=False, cpu_vendor="intel", cpu_virt="vmx", cpus
     ({"nested_params": ()}, True, "unavailable", "KVM works"),       # an old kernel without the parameter
 ])
 def test_verdict_rules(change, usable, nested, in_l0):
-    v = verdict(dataclasses.replace(BASE, **change))
+    v = verdict(replace(BASE, **change))
     assert (v.kvm_usable, v.nested) == (usable, nested)
     assert v.guest_domain_type == ("kvm" if usable else "qemu")
     assert v.l2_virt_type == ("kvm" if nested == "on" else "qemu")
@@ -75,7 +75,7 @@ def test_verdict_rules(change, usable, nested, in_l0):
 
 
 def test_nested_off_now_but_on_at_next_load_says_reload():
-    facts = dataclasses.replace(BASE, nested_params=(("kvm_intel", "N"),),
+    facts = replace(BASE, nested_params=(("kvm_intel", "N"),),
                                 modprobe_files=(("/etc/modprobe.d/kvm.conf", "options kvm_intel nested=1\n"),))
     v = verdict(facts)
     assert (v.nested, v.nested_next_load) == ("off", "on")
@@ -178,7 +178,7 @@ OTHER_LAB = ObservedNetwork("other-public", "u3", Owner("network", "other", "", 
     (net("public", "172.30.0.0/24", "lvx"), "ok", "no collision", ""),
 ])
 def test_network_collisions(lab_net, status, words, fix):
-    facts = dataclasses.replace(BASE, interfaces=("eth0", "lo", "virbr0", "lvmine"), bridges=("virbr0", "lvmine"),
+    facts = replace(BASE, interfaces=("eth0", "lo", "virbr0", "lvmine"), bridges=("virbr0", "lvmine"),
                                 routes=(Route("eth0", IPv4Network("192.0.2.0/24")),
                                         Route("virbr0", IPv4Network("192.168.122.0/24")),
                                         Route("lvmine", IPv4Network("192.168.100.0/24"))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import replace
+from labvirt.core.record import replace
 
 import pytest
 

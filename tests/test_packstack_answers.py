@@ -6,7 +6,6 @@ release labvirt targets (scripts/packstack-data says how); known_keys.txt is der
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from labvirt.core.desired import HostParams, desire
+from labvirt.core.record import replace
 from labvirt.core.errors import LabvirtError, SpecError
 from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
@@ -113,8 +113,8 @@ def test_unknown_management_network_names_the_close_ones(three):
 
 def test_network_role_nodes_become_network_hosts_and_carry_br_ex(three):
     spec, desired = three
-    domains = tuple(dataclasses.replace(d, role="network") if d.key == "compute2" else d for d in desired.domains)
-    ov = overrides(spec, dataclasses.replace(desired, domains=domains), "kvm", {})
+    domains = tuple(replace(d, role="network") if d.key == "compute2" else d for d in desired.domains)
+    ov = overrides(spec, replace(desired, domains=domains), "kvm", {})
     assert ov["CONFIG_NETWORK_HOSTS"] == "192.168.1.102"
     assert ov["CONFIG_COMPUTE_HOSTS"] == "192.168.1.101"
     assert ov["CONFIG_NEUTRON_OVS_BRIDGE_IFACES"] == "br-ex:eth1"
@@ -122,17 +122,17 @@ def test_network_role_nodes_become_network_hosts_and_carry_br_ex(three):
 
 def test_node_without_fixed_management_address_is_refused(three):
     spec, desired = three
-    domains = tuple(dataclasses.replace(d, nics=tuple(dataclasses.replace(n, address=None) for n in d.nics))
+    domains = tuple(replace(d, nics=tuple(replace(n, address=None) for n in d.nics))
                     if d.key == "compute1" else d for d in desired.domains)
     with pytest.raises(LabvirtError, match="'compute1' has no fixed address on the management network 'mgmt'"):
-        overrides(spec, dataclasses.replace(desired, domains=domains), "kvm", {})
+        overrides(spec, replace(desired, domains=domains), "kvm", {})
 
 
 def test_lab_without_exactly_one_controller_is_refused(three):
     spec, desired = three
-    domains = tuple(dataclasses.replace(d, role="compute") for d in desired.domains)
+    domains = tuple(replace(d, role="compute") for d in desired.domains)
     with pytest.raises(LabvirtError, match="exactly one node with role 'controller'"):
-        overrides(spec, dataclasses.replace(desired, domains=domains), "kvm", {})
+        overrides(spec, replace(desired, domains=domains), "kvm", {})
 
 
 @pytest.mark.parametrize("services, expected", [
@@ -143,14 +143,14 @@ def test_lab_without_exactly_one_controller_is_refused(three):
     ({}, {}),
 ])
 def test_service_switches(three, services, expected):
-    assert service_switches(dataclasses.replace(three[0], services=services)) == expected
+    assert service_switches(replace(three[0], services=services)) == expected
 
 
 def test_unknown_service_is_refused_with_the_closest_known_ones(three):
     with pytest.raises(SpecError, match=r"services.haet: packstack has no service 'haet' \(did you mean 'heat'\?\)"):
-        service_switches(dataclasses.replace(three[0], services={"haet": True}))
+        service_switches(replace(three[0], services={"haet": True}))
     with pytest.raises(SpecError, match="allowed: true, false"):
-        service_switches(dataclasses.replace(three[0], services={"heat": "maybe"}))
+        service_switches(replace(three[0], services={"heat": "maybe"}))
     assert {"heat", "swift", "ceilometer", "neutron"} <= known_services()
 
 
@@ -158,8 +158,8 @@ def test_password_keys_follow_the_services(three):
     spec = three[0]
     assert "CONFIG_KEYSTONE_ADMIN_PW" in password_keys(spec)
     assert "CONFIG_HEAT_DB_PW" in password_keys(spec)
-    assert "CONFIG_HEAT_DB_PW" not in password_keys(dataclasses.replace(spec, services={"heat": False}))
-    assert set(password_keys(dataclasses.replace(spec, services={"ceilometer": True}))) <= known_keys()
+    assert "CONFIG_HEAT_DB_PW" not in password_keys(replace(spec, services={"heat": False}))
+    assert set(password_keys(replace(spec, services={"ceilometer": True}))) <= known_keys()
 
 
 # -- applying to an answer file ---------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_keys_the_release_lacks_go_under_labvirts_comment_at_the_end(three, rele
 def test_a_service_the_release_dropped_is_added_not_found(three):
     """Epoxy's packstack has no sahara: its generated file says so, and the switch lands among the added keys."""
     spec, desired = three
-    spec = dataclasses.replace(spec, services={**spec.services, "sahara": True})
+    spec = replace(spec, services={**spec.services, "sahara": True})
     applied = apply_overrides(GENERATED[RELEASES["epoxy"]], overrides(spec, desired, "kvm", {}), known_keys())
     added, _ = split_added(applied)
     assert [line.split("=")[0] for line in added[2:]] == ["CONFIG_SAHARA_INSTALL"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from labvirt.core.record import replace
 
 import pytest
 

@@ -13,6 +13,7 @@ import pytest
 from labvirt.core.desired import golden_image
 from labvirt.core.errors import SpecError
 from labvirt.core.loader import load_lab
+from labvirt.core.record import replace
 from labvirt.core.repositories import at_the_end, before_install, repository_file
 from labvirt.core.spec import ImageSpec, PackageRepositorySpec, spec_hash
 from labvirt.driver.virt_builder import builder_argv, build_commands
@@ -115,7 +116,7 @@ def test_the_template_repositories_are_set_aside_then_ours_written_then_install(
     assert "--delete" not in argv                                  # kept in the image by default
     assert [c for _, c in options(argv, "--run-command") if "set-aside" in c] == [aside]   # not put back
     # virt-customize (a local cloud image) gets the same options in the same order
-    local = ImageSpec(**{**image.__dict__, "template": None, "source_file": "/images/c7.qcow2"})
+    local = replace(image, template=None, source_file="/images/c7.qcow2")
     customize = build_commands(local, "o.qcow2", "/state/pw")[-1]
     assert customize.index(aside) < customize.index(f"{path}:{content}") < customize.index("--install")
 

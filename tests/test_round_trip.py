@@ -1,12 +1,11 @@
 """Every render_* has a parse_*: what labvirt writes into libvirt XML, it reads back.
 
 Each desired object goes through libvirt's test driver (define, then XMLDesc: libvirt normalises the
-XML) and back through labvirt's parser. Every field of the desired dataclass is listed below, either
+XML) and back through labvirt's parser. Every field of the desired record is listed below, either
 with how it is read back or as write-only with the reason; a field added to a Desired* class and
 forgotten here fails `test_every_field_is_accounted_for`.
 """
 
-import dataclasses
 from ipaddress import ip_interface
 
 import libvirt
@@ -15,6 +14,7 @@ import pytest
 from labvirt.core.desired import DesiredDomain, DesiredNetwork, DesiredPool, DesiredVolume, HostParams, desire
 from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
+from labvirt.core.record import field_names
 from labvirt.core.observed import parse_dns_hosts, parse_domain, parse_network, parse_pool, parse_volume
 from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
 
@@ -83,7 +83,7 @@ PAIRS = [(DesiredNetwork, NETWORK), (DesiredPool, POOL), (DesiredVolume, VOLUME)
 
 @pytest.mark.parametrize("cls, table", PAIRS, ids=lambda x: getattr(x, "__name__", ""))
 def test_every_field_is_accounted_for(cls, table):
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = set(field_names(cls))
     assert fields == set(table), f"{cls.__name__}: add to the table {sorted(fields - set(table))}, " \
                                  f"remove {sorted(set(table) - fields)}"
 

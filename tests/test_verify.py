@@ -57,7 +57,7 @@ def test_the_shipped_stages_parse_and_name_their_snapshots(example):
 
 def test_checks_chosen_by_image_recipe():
     """The shipped stages turn NetworkManager off only where the course's CentOS 7 recipe is used."""
-    from dataclasses import replace
+    from labvirt.core.record import replace
 
     d = desired_of("standard")
     check = stage("[[check]]\nname = 'nm'\nnodes = ['image:centos7']\nservice = 'NetworkManager'\n").checks[0]

@@ -122,6 +122,7 @@ def sim_create(
                          "--bridge '' gives it none.")] = None,
 ) -> None:
     """Create a simulated libvirt host with a capacity and a host profile (use it as --connect sim:///NAME)."""
+    from labvirt.core.record import as_dict
     from labvirt.driver import simulator as sim
     from labvirt.core.errors import LabvirtError
     from labvirt.core.units import parse_size
@@ -150,16 +151,16 @@ def _check_profile(profile: str) -> None:
 @sim_app.command("list")
 def sim_list(json_out: Json = False) -> None:
     """Simulated hosts and their capacity."""
-    import dataclasses
     import os
 
+    from labvirt.core.record import as_dict
     from labvirt.driver import simulator as sim
     from labvirt.driver.state_files import state_home
     from labvirt.cli.output import out, print_json
 
     base = os.path.join(state_home(), "sim")
     names = sorted(os.listdir(base)) if os.path.isdir(base) else []
-    hosts = [dataclasses.asdict(sim.load_host(n)) for n in names if os.path.exists(os.path.join(base, n, "host.json"))]
+    hosts = [as_dict(sim.load_host(n)) for n in names if os.path.exists(os.path.join(base, n, "host.json"))]
     if json_out:
         print_json(hosts)
     else:
@@ -171,6 +172,7 @@ def sim_list(json_out: Json = False) -> None:
 @sim_app.command("remove")
 def sim_remove(name: str) -> None:
     """Forget a simulated host and everything on it."""
+    from labvirt.core.record import as_dict
     from labvirt.driver import simulator as sim
     from labvirt.cli.output import ok
 

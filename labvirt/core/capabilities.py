@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lxml import etree
 
+from labvirt.core.record import Record
 
-@dataclass(frozen=True)
-class Capabilities:
+
+class Capabilities(Record):
     host_arch: str                                  # "x86_64"
     domain_types: dict[str, tuple[str, ...]]        # guest arch -> ("kvm", "qemu")
     cpu_features: frozenset[str]                    # the host CPU's named features (vmx, svm, ...)

@@ -17,7 +17,8 @@ Overcommit defaults (the most labvirt accepts without being told otherwise):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from labvirt.core.record import Record
 
 MiB, GiB = 1024**2, 1024**3
 # Memory QEMU itself uses per guest beyond the guest's RAM (device emulation, page tables; with TCG also
@@ -27,8 +28,7 @@ HOST_RESERVE = 1 * GiB          # memory the host keeps for its kernel, libvirtd
 OVERLAY_ALLOWANCE = 4 * GiB     # what one node writes into its overlay at first (boot, packages, packstack)
 
 
-@dataclass(frozen=True)
-class Needs:
+class Needs(Record):
     vcpus: int = 0
     memory: int = 0           # bytes: guests' RAM plus QEMU's own overhead
     disk: int = 0             # bytes: virtual size of every disk (the worst case: each guest fills its disk)
@@ -46,22 +46,19 @@ class Needs:
     __rmul__ = __mul__
 
 
-@dataclass(frozen=True)
-class Capacity:
+class Capacity(Record):
     cpus: int
     memory: int               # bytes available to guests (total minus the host's reserve)
     disk: int | None = None   # bytes free where the disks go; None when unknown
 
 
-@dataclass(frozen=True)
-class Overcommit:
+class Overcommit(Record):
     cpu: float = 4.0
     memory: float = 1.0
     disk: float = 1.0
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(Record):
     resource: str             # "cpu" | "memory" | "disk"
     need: int
     have: int | None          # None: unknown

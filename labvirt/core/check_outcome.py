@@ -5,9 +5,9 @@ are labvirt.core.checks, running them over ssh is labvirt.ops.verify."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from labvirt.core.checks import CheckRun, StageSpec
+from labvirt.core.record import Record
 
 OUTPUT_LIMIT = 2000          # characters of output kept for a failed check
 
@@ -19,8 +19,7 @@ STATUS_WORDS = {PASSED: "passed", FAILED: "FAILED", ERROR: "could not run", SKIP
 HOLDS, FAILS, NOT_VERIFIED = "holds", "fails", "not verified"
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(Record):
     node: str
     check: str
     status: str                      # passed | failed | error | skipped | simulated

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
 
 from labvirt.core.desired import DesiredLab
 from labvirt.core.errors import SpecError
 from labvirt.core.fields import NAME_RE, NAME_RULE, Table
+from labvirt.core.record import Record, compared_without
 
 KINDS = ("run", "service", "file", "port", "ping", "resolves", "addresses")
 SERVICE_STATES = ("active", "inactive", "enabled", "disabled")
@@ -50,8 +50,7 @@ DEFAULT_TIMEOUT = 30.0
 _PLACEHOLDER = re.compile(r"\{([a-z_]+(?::[a-z0-9-]+)*)\}")
 
 
-@dataclass(frozen=True)
-class CheckSpec:
+class CheckSpec(Record):
     name: str
     kind: str
     nodes: tuple[str, ...] = ("all",)
@@ -72,8 +71,7 @@ class CheckSpec:
     network: str = ""
 
 
-@dataclass(frozen=True)
-class StageSpec:
+class StageSpec(Record):
     name: str
     file: str
     checks: tuple[CheckSpec, ...]
@@ -82,15 +80,16 @@ class StageSpec:
     timeout: float = DEFAULT_TIMEOUT
 
 
-@dataclass(frozen=True)
-class CheckRun:
+class CheckRun(Record):
     """One check on one node: the shell command (run by `sh -c` on the node) and how to judge it."""
 
     check: CheckSpec
     node: str
     script: str
     skip: str | None = None          # why it is not run at all (then nothing is judged)
-    expect: dict = field(default_factory=dict, compare=False, hash=False)
+    expect: dict = {}
+
+    __eq__, __hash__ = compared_without("expect")
 
     @property
     def timeout(self) -> float:

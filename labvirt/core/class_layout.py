@@ -10,7 +10,6 @@ are recorded, so later commands find each copy where it was put.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from ipaddress import IPv4Network, ip_address, ip_network
 
 from labvirt.core.capacity import Capacity, Needs, Overcommit, shortfalls
@@ -18,20 +17,19 @@ from labvirt.core.errors import LabvirtError, SpecError
 from labvirt.core.external import load_ranges
 from labvirt.core.fields import NAME_RE, NAME_RULE, Table
 from labvirt.core.identity import LabCopy
+from labvirt.core.record import MutableRecord, Record, field
 from labvirt.core.spec import LabSpec
 
 DEFAULT_POOL = "10.100.0.0/16"
 LIBVIRT_DEFAULT = ip_network("192.168.122.0/24")
 
 
-@dataclass(frozen=True)
-class ClassHost:
+class ClassHost(Record):
     uri: str
     overcommit: Overcommit = Overcommit()
 
 
-@dataclass(frozen=True)
-class ClassSpec:
+class ClassSpec(Record):
     subnet_pool: IPv4Network = ip_network(DEFAULT_POOL)
     hosts: tuple[ClassHost, ...] = ()
     roster: tuple[str, ...] = ()
@@ -180,8 +178,7 @@ def _how_many(base: Needs, one: Needs, cap: Capacity, oc: Overcommit) -> int:
     return n
 
 
-@dataclass
-class ClassRecord:
+class ClassRecord(MutableRecord):
     """Where each student's copy is and which subnets it has (read and written by labvirt.ops.class_record)."""
 
     lab: str

@@ -13,12 +13,12 @@ from one NicIntent per NIC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, ip_interface
 
 import yaml
 
 from labvirt.core.desired import DesiredDomain, DesiredLab, DesiredNetwork, DesiredNic
+from labvirt.core.record import Record
 
 LOCALHOST = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
              "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")
@@ -88,8 +88,7 @@ def hosts_file(desired: DesiredLab) -> str:
 
 
 # -- network: one intent per NIC, rendered as network-config v1, v2 and each stack's files (guest_network) --
-@dataclass(frozen=True)
-class NicIntent:
+class NicIntent(Record):
     """What one NIC of a node should look like in the guest, whatever writes it."""
 
     name: str                         # eth0, eth1, ...

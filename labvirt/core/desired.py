@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
+from typing import ClassVar
 
 from labvirt.core.external import HostNetworkFacts, resolve
 from labvirt.core.identity import IMAGE_POOL, LabCopy, image_pool_uuid
-from labvirt.core.spec import UNHASHED_DEFAULT, BootSpec, ImageSpec, LabSpec, NodeSpec, spec_hash
+from labvirt.core.record import Record, field, replace
+from labvirt.core.spec import BootSpec, ImageSpec, LabSpec, NodeSpec, spec_hash
 
 
-@dataclass(frozen=True)
-class HostParams:
+class HostParams(Record):
     """What the host check decided (L0 verdict) and where disks go."""
 
     domain_type: str = "kvm"              # "kvm" where KVM works for guests, "qemu" otherwise
@@ -25,25 +25,24 @@ class HostParams:
     networks: tuple[HostNetworkFacts, ...] = ()            # the existing libvirt networks the lab names
 
 
-@dataclass(frozen=True)
-class DesiredNic:
+class DesiredNic(Record):
     name: str                  # eth0, eth1, ... inside the guest
     network: str               # libvirt network name
     mac: str
     address: IPv4Address | None
     model: str = "virtio"
-    bridge: bool = field(default=False, metadata=UNHASHED_DEFAULT)   # `network` is a host bridge (<interface type='bridge'>), not a libvirt network
+    bridge: bool = False       # `network` is a host bridge (<interface type='bridge'>), not a libvirt network
+
+    unhashed_defaults: ClassVar[dict] = {"bridge": False}   # see labvirt.core.spec
 
 
-@dataclass(frozen=True)
-class DhcpHost:
+class DhcpHost(Record):
     mac: str
     ip: IPv4Address
     hostname: str
 
 
-@dataclass(frozen=True)
-class DesiredNetwork:
+class DesiredNetwork(Record):
     key: str                   # network name in the lab file
     name: str
     uuid: str
@@ -59,7 +58,9 @@ class DesiredNetwork:
     student: str
     spec: str = ""
     origin: str = ""           # the lab directory (metadata only: not part of the spec hash)
-    external: bool = field(default=False, metadata=UNHASHED_DEFAULT)  # not labvirt's: `name` is the host's
+    external: bool = False     # not labvirt's: `name` is the host's
+
+    unhashed_defaults: ClassVar[dict] = {"external": False}   # see labvirt.core.spec
 
     @property
     def routed(self) -> bool:
@@ -67,15 +68,13 @@ class DesiredNetwork:
         return self.mode == "nat" or (self.external and self.gateway is not None)
 
 
-@dataclass(frozen=True)
-class DesiredPool:
+class DesiredPool(Record):
     name: str
     uuid: str
     path: str
 
 
-@dataclass(frozen=True)
-class DesiredVolume:
+class DesiredVolume(Record):
     pool: str
     name: str
     path: str
@@ -87,8 +86,7 @@ class DesiredVolume:
     kind: str = "disk"         # "disk" or "seed"
 
 
-@dataclass(frozen=True)
-class DesiredDomain:
+class DesiredDomain(Record):
     key: str                   # node name in the lab file
     name: str
     uuid: str
@@ -108,16 +106,14 @@ class DesiredDomain:
     origin: str = ""           # the lab directory (metadata only: not part of the spec hash)
 
 
-@dataclass(frozen=True)
-class GoldenImage:
+class GoldenImage(Record):
     name: str                  # recipe name
     volume: str                # volume name in the image pool
     path: str
     recipe_hash: str
 
 
-@dataclass(frozen=True)
-class DesiredLab:
+class DesiredLab(Record):
     copy: LabCopy
     networks: tuple[DesiredNetwork, ...]
     pool: DesiredPool

@@ -20,12 +20,12 @@ per external network, a range from which every student's static NICs on it get d
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, ip_interface, ip_network
 from typing import TYPE_CHECKING
 
 from labvirt.core.errors import LabvirtError, SpecError
 from labvirt.core.fields import Table
+from labvirt.core.record import Record
 
 if TYPE_CHECKING:
     from labvirt.core.desired import DesiredLab
@@ -35,8 +35,7 @@ if TYPE_CHECKING:
 EXTERNAL_WORD = "external (not labvirt's: attached to, never changed)"
 
 
-@dataclass(frozen=True)
-class HostNetworkFacts:
+class HostNetworkFacts(Record):
     """What the host says about one existing libvirt network."""
 
     name: str
@@ -61,8 +60,7 @@ def facts_of(name: str, obs: ObservedNetwork | None) -> HostNetworkFacts:
     return HostNetworkFacts(name, True, obs.active, subnet, gateway, dhcp, obs.bridge)
 
 
-@dataclass(frozen=True)
-class ExternalNetwork:
+class ExternalNetwork(Record):
     """An external network as this lab copy sees it: the lab file's view filled in from the host's."""
 
     subnet: IPv4Network | None
@@ -91,8 +89,7 @@ def resolve(net: NetworkSpec, facts: tuple[HostNetworkFacts, ...] = ()) -> Exter
 
 
 # -- checks against the host -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class ExternalVerdict:
+class ExternalVerdict(Record):
     refusals: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 

@@ -12,14 +12,12 @@ only needs a line in NETWORK_STYLES.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from labvirt.core.desired import DesiredLab
+from labvirt.core.record import Record, field
 from labvirt.core.units import format_size
 
 
-@dataclass(frozen=True)
-class NetworkStyle:
+class NetworkStyle(Record):
     caption: str          # what the mode means, in words
     external: bool        # reaches beyond the host (drawn above the nodes, marked "external")
     fill: str
@@ -47,8 +45,7 @@ def style_of(mode: str) -> NetworkStyle:
     return NETWORK_STYLES.get(mode, UNKNOWN_STYLE)
 
 
-@dataclass(frozen=True)
-class GraphNic:
+class GraphNic(Record):
     name: str                       # eth0, ...
     mac: str
     network: str                    # the network's key in the lab file
@@ -56,8 +53,7 @@ class GraphNic:
     observed: tuple[str, ...] = ()  # addresses libvirt reports (running labs)
 
 
-@dataclass(frozen=True)
-class GraphNode:
+class GraphNode(Record):
     key: str
     domain: str
     role: str
@@ -67,8 +63,7 @@ class GraphNode:
     state: str | None = None        # None: drawn from the lab files only
 
 
-@dataclass(frozen=True)
-class GraphNetwork:
+class GraphNetwork(Record):
     key: str
     name: str                       # libvirt network name
     mode: str
@@ -90,8 +85,7 @@ class GraphNetwork:
         return style_of(self.mode)
 
 
-@dataclass(frozen=True)
-class LabGraph:
+class LabGraph(Record):
     lab: str
     student: str
     prefix: str                     # lab or lab-student: the copy's name

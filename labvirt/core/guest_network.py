@@ -18,10 +18,10 @@ Pure: no I/O.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from labvirt.core.cloudinit import NicIntent, network_config, resolv_conf, to_yaml
 from labvirt.core.desired import DesiredLab
+from labvirt.core.record import Record
 
 IFCFG_DIR = "/etc/sysconfig/network-scripts"
 NM_DIR = "/etc/NetworkManager/system-connections"
@@ -31,8 +31,7 @@ NETPLAN_FILE = "/etc/netplan/90-labvirt.yaml"
 _NM_NAMESPACE = uuid.UUID("5b0c7a52-6c1b-4c0e-9a55-6c6162766972")      # labvirt's, for profile UUIDs
 
 
-@dataclass(frozen=True)
-class GuestFile:
+class GuestFile(Record):
     path: str
     content: str
     mode: str = "0644"

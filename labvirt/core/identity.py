@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
+from labvirt.core.record import Record
 from labvirt.core.spec import NetworkSpec
 
 NAMESPACE = uuid.UUID("6f1c7e0a-3d55-4f3b-9a84-1b7c2a9d5e10")   # labvirt's uuid5 namespace
@@ -26,8 +26,7 @@ def _digest(*parts: str) -> bytes:
     return hashlib.sha256("/".join(parts).encode()).digest()
 
 
-@dataclass(frozen=True)
-class LabCopy:
+class LabCopy(Record):
     """One instance of a lab: the lab itself (student "") or a student's copy."""
 
     lab: str

@@ -6,17 +6,15 @@ tested with plain values and libvirt's own output alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from lxml import etree
 
 from labvirt.core.identity import LabCopy
+from labvirt.core.record import Record, field
 from labvirt.core.render import NS
 from labvirt.core.units import to_bytes
 
 
-@dataclass(frozen=True)
-class Owner:
+class Owner(Record):
     """labvirt's metadata on an object; None on objects labvirt did not create."""
 
     kind: str
@@ -28,8 +26,7 @@ class Owner:
     origin: str = ""     # the lab directory whose `up` made it ("": made before labvirt recorded it)
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(Record):
     """The ownership check's answer for one object (labvirt.core.observed.claim)."""
 
     ours: bool
@@ -57,24 +54,21 @@ def claim(owner: Owner | None, kind: str, copy: LabCopy, adopt: bool = False) ->
     return Claim(False, f"belongs to another lab named {copy.lab!r}, in {owner.origin}", origin=owner.origin)
 
 
-@dataclass(frozen=True)
-class ObservedNic:
+class ObservedNic(Record):
     mac: str
     network: str | None          # the libvirt network, or the host bridge when `bridge`
     model: str | None
     bridge: bool = False         # <interface type='bridge'>
 
 
-@dataclass(frozen=True)
-class ObservedDisk:
+class ObservedDisk(Record):
     dev: str            # vda, sda, ...
     device: str         # disk | cdrom
     format: str | None  # qcow2 | raw | ...
     source: str | None
 
 
-@dataclass(frozen=True)
-class ObservedDomain:
+class ObservedDomain(Record):
     name: str
     uuid: str
     owner: Owner | None
@@ -89,15 +83,13 @@ class ObservedDomain:
     serial_log: str | None = None
 
 
-@dataclass(frozen=True)
-class ObservedHost:
+class ObservedHost(Record):
     mac: str
     ip: str
     hostname: str | None
 
 
-@dataclass(frozen=True)
-class ObservedNetwork:
+class ObservedNetwork(Record):
     name: str
     uuid: str
     owner: Owner | None
@@ -111,8 +103,7 @@ class ObservedNetwork:
     dns_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()   # <dns><host>: (ip, hostnames)
 
 
-@dataclass(frozen=True)
-class ObservedVolume:
+class ObservedVolume(Record):
     name: str
     path: str
     capacity: int = 0
@@ -122,8 +113,7 @@ class ObservedVolume:
     modified: float | None = None      # the file's mtime, where the pool reports it
 
 
-@dataclass(frozen=True)
-class ObservedPool:
+class ObservedPool(Record):
     name: str
     uuid: str
     active: bool = False
@@ -135,8 +125,7 @@ class ObservedPool:
         return next((v for v in self.volumes if v.name == name), None)
 
 
-@dataclass(frozen=True)
-class Observed:
+class Observed(Record):
     """Everything relevant on one host. Empty means nothing exists."""
 
     domains: dict[str, ObservedDomain] = field(default_factory=dict)

@@ -12,8 +12,6 @@ touched. Another lab directory's objects block the whole copy, also those this l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from labvirt.core.actions import (  # noqa: F401 (the plan's vocabulary: callers use plan.DefineNetwork, ...)
     Action, DefineNetwork, StartNetwork, AutostartNetwork, AddDhcpHost, RemoveDhcpHost, AddDnsHost,
     RemoveDnsHost, DefinePool, StartPool, CreateVolume, CreateSeed, CustomizeDisk, DefineDomain,
@@ -24,11 +22,11 @@ from labvirt.core.actions import (  # noqa: F401 (the plan's vocabulary: callers
 from labvirt.core.desired import DesiredDomain, DesiredLab, DesiredNetwork
 from labvirt.core.identity import LabCopy
 from labvirt.core.observed import Claim, Observed, ObservedDomain, ObservedNetwork, claim
+from labvirt.core.record import MutableRecord, Record, field, repr_without
 from labvirt.core.render import dns_names, render_dhcp_host, render_dns_host, render_domain, render_network, render_nic, render_pool, render_volume, tostring
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Record):
     actions: tuple[Action, ...]
     blockers: tuple[str, ...] = ()     # why nothing may be applied (foreign objects, missing images)
     notes: tuple[str, ...] = ()        # what the user should know (restart needed, recreate needed, ...)
@@ -44,8 +42,7 @@ class Plan:
         return len(self.blockers) > len(self.missing_images)
 
 
-@dataclass
-class _Builder:
+class _Builder(MutableRecord):
     copy: LabCopy
     adopt: bool = False      # take over objects of this lab name made from another lab directory
     actions: list = field(default_factory=list)
@@ -80,14 +77,15 @@ def other_directory(copy: LabCopy, origin: str, objects: list[str]) -> str:
             f"'labvirt destroy -C {origin}'; if you moved that directory here, 'labvirt up --adopt' takes it over")
 
 
-@dataclass(frozen=True)
-class SeedIdentity:
+class SeedIdentity(Record):
     """What goes into every seed besides the plan: login keys and root password hashes per image."""
 
     ssh_keys: tuple[str, ...] = ()
     password_hashes: tuple[tuple[str, str], ...] = ()   # (image name, crypt hash)
     user: str = "root"
-    host_keys: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)   # (node, private, public)
+    host_keys: tuple[tuple[str, str, str], ...] = ()   # (node, private, public)
+
+    __repr__ = repr_without("host_keys")
 
 
 def plan_up(desired: DesiredLab, observed: Observed, recreate: bool = False, start: bool = True,

@@ -10,19 +10,17 @@ once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from labvirt.core.actions import (REMOVE_STORAGE_AND_NETWORKS, STOP_DOMAINS, Action, CreateSeed, CreateVolume,
                                   CustomizeDisk, DeleteVolume, DestroyDomain)
 from labvirt.core.desired import DesiredLab
 from labvirt.core.observed import Observed
 from labvirt.core.plan import Plan, plan_destroy
+from labvirt.core.record import Record, replace
 
 VOLUME_WORK = (CreateVolume, CreateSeed, CustomizeDisk)
 
 
-@dataclass(frozen=True)
-class Removal:
+class Removal(Record):
     actions: tuple[Action, ...]
     blockers: tuple[str, ...]       # objects with this copy's names that labvirt did not make: nothing runs
     after: Observed                 # the host once the actions ran

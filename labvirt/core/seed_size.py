@@ -10,10 +10,10 @@ The engine sizes the volume from the ISO it actually builds.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 
 from labvirt.core.desired import DesiredLab
+from labvirt.core.record import replace
 
 
 def seed_iso_size(documents: dict[str, str]) -> int:

@@ -5,11 +5,12 @@ Pure: no libvirt, no subprocess, no I/O beyond nothing at all.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import ClassVar
+
+from labvirt.core.record import Record, compared_without, field_names, is_record
 
 ROLES = ("controller", "compute", "network", "storage", "generic")
 NETWORK_MODES = ("nat", "isolated")            # networks labvirt creates (and removes)
@@ -20,11 +21,11 @@ DOMAIN_TYPES = ("auto", "kvm", "qemu")
 DEFAULT_POOL_DIR = "/var/lib/libvirt/images/labvirt"   # [storage] pool_dir when lab.toml gives none
 
 
-UNHASHED_DEFAULT = {"hash_unless_set": True}   # field metadata: a field added later leaves earlier hashes alone
+# A field added after a record's hash was first stored leaves earlier hashes alone: a record type lists such
+# fields in `unhashed_defaults` (field -> its default), and spec_hash leaves a field out while it holds it.
 
 
-@dataclass(frozen=True)
-class NetworkSpec:
+class NetworkSpec(Record):
     name: str
     mode: str                      # "nat" (eth0 to the outside through the host), "isolated" (host-only);
                                    # not labvirt's: "existing" (a libvirt network), "host-bridge"
@@ -48,15 +49,13 @@ class NetworkSpec:
         return (self.existing if self.mode == "existing" else self.bridge) or self.name
 
 
-@dataclass(frozen=True)
-class NicSpec:
+class NicSpec(Record):
     network: str
     address: IPv4Address | None = None   # static: becomes a DHCP reservation
     model: str = "virtio"
 
 
-@dataclass(frozen=True)
-class BootSpec:
+class BootSpec(Record):
     """Direct kernel boot (test and appliance images)."""
 
     kernel: str
@@ -64,8 +63,7 @@ class BootSpec:
     cmdline: str = "console=ttyS0"
 
 
-@dataclass(frozen=True)
-class NodeSpec:
+class NodeSpec(Record):
     name: str
     role: str
     vcpus: int
@@ -84,8 +82,7 @@ class NodeSpec:
         return f"eth{index}"
 
 
-@dataclass(frozen=True)
-class PackageRepositorySpec:
+class PackageRepositorySpec(Record):
     """A package repository used while an image is built (see labvirt.core.repositories)."""
 
     name: str                         # file name inside the guest: labvirt-NAME.repo / labvirt-NAME.list
@@ -98,8 +95,7 @@ class PackageRepositorySpec:
     trusted: bool = False             # apt: [trusted=yes] (no signature check)
 
 
-@dataclass(frozen=True)
-class ImageSpec:
+class ImageSpec(Record):
     """A golden-image recipe (see labvirt.ops.images for how it is built)."""
 
     name: str
@@ -117,14 +113,16 @@ class ImageSpec:
     write: tuple[tuple[str, str], ...] = ()   # (path, content)
     identity: str = "cloud-init"      # how per-node identity is delivered: cloud-init | virt-customize
     # Package repositories while building ([[package_repository]]); see labvirt.core.repositories
-    package_repositories: tuple[PackageRepositorySpec, ...] = field(default=(), metadata=UNHASHED_DEFAULT)
-    disable_template_repositories: bool = field(default=False, metadata=UNHASHED_DEFAULT)
-    keep_package_repositories: bool = field(default=True, metadata=UNHASHED_DEFAULT)
+    package_repositories: tuple[PackageRepositorySpec, ...] = ()
+    disable_template_repositories: bool = False
+    keep_package_repositories: bool = True
     file: str = ""
 
+    unhashed_defaults: ClassVar[dict] = {"package_repositories": (), "disable_template_repositories": False,
+                                         "keep_package_repositories": True}
 
-@dataclass(frozen=True)
-class LabSpec:
+
+class LabSpec(Record):
     name: str
     directory: str
     networks: tuple[NetworkSpec, ...]
@@ -134,9 +132,11 @@ class LabSpec:
     domain_type: str = "auto"
     pool_dir: str = DEFAULT_POOL_DIR
     ssh_user: str = "root"
-    services: dict = field(default_factory=dict, compare=False, hash=False)
-    class_table: dict = field(default_factory=dict, compare=False, hash=False)   # [class], see classroom
-    packstack: dict = field(default_factory=dict, compare=False, hash=False)     # management/provider_network
+    services: dict = {}
+    class_table: dict = {}   # [class], see classroom
+    packstack: dict = {}     # management/provider_network
+
+    __eq__, __hash__ = compared_without("services", "class_table", "packstack")   # tables: not in == and hash
 
     def network(self, name: str) -> NetworkSpec:
         for net in self.networks:
@@ -152,10 +152,11 @@ class LabSpec:
 
 
 def _plain(value):
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name not in ("file", "origin")
-                and not (f.metadata.get("hash_unless_set") and getattr(value, f.name) == f.default)}
+    if is_record(value):
+        unhashed = getattr(value, "unhashed_defaults", {})
+        return {name: _plain(getattr(value, name)) for name in field_names(value)
+                if name not in ("file", "origin")
+                and not (name in unhashed and getattr(value, name) == unhashed[name])}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

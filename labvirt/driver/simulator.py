@@ -15,17 +15,16 @@ labvirt's own plan and says the answer is simulated.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
 
 import libvirt
 from lxml import etree
 from lxml.builder import ElementMaker
 
 from labvirt.core.errors import LabvirtError, StateError, UnsupportedError
+from labvirt.core.record import MutableRecord, as_dict, field_names
 from labvirt.core.units import GiB
 from labvirt.driver.libvirt_driver import Driver
 from labvirt.driver.libvirt_errors import libvirt_errors, one_line
@@ -36,8 +35,7 @@ T = ElementMaker(namespace=TEST_NS, nsmap={"test": TEST_NS})
 RUNSTATE = {libvirt.VIR_DOMAIN_RUNNING: 1, libvirt.VIR_DOMAIN_BLOCKED: 1, libvirt.VIR_DOMAIN_PAUSED: 3}
 
 
-@dataclass
-class SimHost:
+class SimHost(MutableRecord):
     name: str
     cpus: int = 16
     memory: int = 64 * GiB
@@ -96,7 +94,7 @@ def _host_problem(name: str, data) -> str | None:
 
     if not isinstance(data, dict):
         return f"expected a JSON object, got {type(data).__name__}"
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(SimHost)})
+    unknown = sorted(set(data) - set(field_names(SimHost)))
     if unknown:
         return f"unknown key {unknown[0]!r}"
     if data.get("name") != name:
@@ -146,7 +144,7 @@ def _empty_node(host: SimHost) -> etree._Element:
 
 
 def _write_host(host: SimHost) -> None:
-    data = asdict(host)
+    data = as_dict(host)
     write_atomic(os.path.join(host.directory, "host.json"), json.dumps(data, indent=2).encode())
 
 

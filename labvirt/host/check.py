@@ -5,19 +5,18 @@ around the pure parts (verdict, findings, capacity); the CLI only formats the Re
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from labvirt.core.capacity import Capacity, Needs, Overcommit, host_capacity, needs_of
 from labvirt.core.errors import ConnectionFailed, DriverError
+from labvirt.core.record import Record
 from labvirt.host.facts import HostFacts, read_host
 from labvirt.host.findings import Finding, blocked, findings
 from labvirt.host.networks import lab_networks
 from labvirt.host.verdict import Verdict, verdict
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(Record):
     root: str
     uri: str
     facts: HostFacts

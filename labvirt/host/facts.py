@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from dataclasses import dataclass
 from ipaddress import IPv4Network
+
+from labvirt.core.record import Record
 
 # Where modprobe (kmod) reads its configuration, highest priority first (see modprobe.d(5)).
 MODPROBE_DIRS = ("/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/usr/lib/modprobe.d",
@@ -21,14 +22,12 @@ NESTED_MODULES = ("kvm_intel", "kvm_amd")
 _MAX_CONF = 256 * 1024          # a modprobe.d file larger than this is not configuration
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(Record):
     iface: str
     network: IPv4Network
 
 
-@dataclass(frozen=True)
-class HostFacts:
+class HostFacts(Record):
     root: str = "/"
     real: bool = True                       # root is this machine's "/" (not a host tree)
     cpu_vendor: str = "other"               # "intel" | "amd" | "other"

@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 from labvirt.core.capacity import Overcommit, usage
+from labvirt.core.record import Record, as_dict
 from labvirt.core.units import format_size
 from labvirt.host.facts import HostFacts
 from labvirt.host.networks import network_verdicts
@@ -16,15 +15,14 @@ from labvirt.host.verdict import EXTENSION, Verdict
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
     id: str
     status: str       # "ok" | "warn" | "fail"
     message: str
     fix: str = ""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return as_dict(self)
 
 
 def blocked(found) -> bool:

@@ -17,8 +17,8 @@ supermin.d. Three things break image building half-way, and are caught here firs
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from labvirt.core.record import Record
 from labvirt.host.findings import FAIL, OK, WARN, Finding
 
 # The root filesystem of virt-builder's own templates (libguestfs.org/download/builder). They are
@@ -49,8 +49,7 @@ def template_filesystem(template: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Kernel:
+class Kernel(Record):
     """The kernel supermin would pick (the same search order as supermin 5)."""
     path: str
     version: str
@@ -59,8 +58,7 @@ class Kernel:
     source: str = "/boot"         # "SUPERMIN_KERNEL" | "/lib/modules" | "/boot"
 
 
-@dataclass(frozen=True)
-class ApplianceFacts:
+class ApplianceFacts(Record):
     libguestfs: str = ""                    # the libguestfs0 package's version ("" when not installed)
     guestfs_dir: str = ""                   # where supermin.d is ("" when libguestfs is missing)
     fixed_appliance: str = ""               # a prebuilt appliance (LIBGUESTFS_PATH with README.fixed)
@@ -70,16 +68,14 @@ class ApplianceFacts:
     xfs_tools: bool = False                 # mkfs.xfs is on this host (supermin copies the host's files)
 
 
-@dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(Record):
     ok: bool
     reason: str                   # one line: why it failed, or what passed
     seconds: float = 0.0
     cached: bool = False
 
 
-@dataclass(frozen=True)
-class ImageNeeds:
+class ImageNeeds(Record):
     """What the lab asks of image building: its recipes that nodes use, as (recipe, template | None)."""
     recipes: tuple[tuple[str, str | None], ...] = ()
 

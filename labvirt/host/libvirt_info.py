@@ -7,15 +7,13 @@ errors become labvirt's own (ConnectionFailed, DriverError) with libvirt's messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from labvirt.core.capabilities import parse_capabilities
 from labvirt.core.errors import ConnectionFailed, DriverError
 from labvirt.core.observed import ObservedNetwork, parse_network
+from labvirt.core.record import Record
 
 
-@dataclass(frozen=True)
-class LibvirtInfo:
+class LibvirtInfo(Record):
     uri: str
     hypervisor: str                    # conn.getType(): "QEMU", "TEST", ...
     version: str                       # libvirt (the daemon's library) "9.0.0"

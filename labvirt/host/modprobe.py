@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
+from labvirt.core.record import Record
 from labvirt.core.suggest import closest, hint
 
 NESTED_MODULES = ("kvm_intel", "kvm_amd")
@@ -27,8 +27,7 @@ CMDLINE = "/proc/cmdline"
 _INT = re.compile(r"^[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n?$")
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(Record):
     """One `nested=` that modprobe will pass to the kernel."""
 
     file: str
@@ -40,8 +39,7 @@ class Setting:
     end_line: int = 0    # last physical line of a continued line
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Record):
     """A line (or file) that looks like it sets nested but does not do what it seems to."""
 
     kind: str            # keyword | not-conf | shadowed | module-name | no-such-param | param-name | dotted
@@ -56,8 +54,7 @@ class Problem:
     editable: bool = True  # `labvirt nested` may comment it out (False: modprobe never reads it anyway)
 
 
-@dataclass(frozen=True)
-class ModprobeConfig:
+class ModprobeConfig(Record):
     files: tuple[str, ...]          # the files modprobe reads, in the order it reads them
     settings: tuple[Setting, ...]   # in the order the kernel applies them
     problems: tuple[Problem, ...]

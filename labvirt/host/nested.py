@@ -12,9 +12,9 @@ from __future__ import annotations
 import difflib
 import os
 import subprocess
-from dataclasses import dataclass
 
 from labvirt.core.errors import LabvirtError
+from labvirt.core.record import Record
 from labvirt.driver.state_files import write_atomic
 from labvirt.host.facts import HostFacts, read_host
 from labvirt.host.modprobe import CMDLINE, logical_lines, nested_state, parse_modprobe, without_nested
@@ -28,8 +28,7 @@ class NestedRefused(LabvirtError):
     """Nested virtualisation cannot be changed on this host (or not by this user)."""
 
 
-@dataclass(frozen=True)
-class FileEdit:
+class FileEdit(Record):
     path: str                 # on the host, e.g. /etc/modprobe.d/labvirt-nested.conf
     before: str | None        # None: a new file
     after: str
@@ -41,8 +40,7 @@ class FileEdit:
                                             "/dev/null" if self.before is None else f"a{self.path}", f"b{self.path}"))
 
 
-@dataclass(frozen=True)
-class NestedPlan:
+class NestedPlan(Record):
     action: str                              # "enable" | "disable"
     module: str                              # kvm_intel | kvm_amd
     want: str                                # "on" | "off"
@@ -59,8 +57,7 @@ class NestedPlan:
         return " && ".join(" ".join(argv) for argv in self.reload)
 
 
-@dataclass(frozen=True)
-class NestedResult:
+class NestedResult(Record):
     written: tuple[str, ...]
     reloaded: bool
     nested: str                 # read back: "on" | "off" | "not loaded"

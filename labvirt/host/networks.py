@@ -7,17 +7,16 @@ directory) are the lab's own, not collisions, and so are their bridges and the r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_interface
 
 from labvirt.core.identity import LabCopy
 from labvirt.core.observed import claim
+from labvirt.core.record import Record
 
 _POOLS = (IPv4Network("192.168.0.0/16"), IPv4Network("172.16.0.0/12"), IPv4Network("10.0.0.0/8"))
 
 
-@dataclass(frozen=True)
-class LabNetwork:
+class LabNetwork(Record):
     name: str             # the network's name in the lab file
     libvirt_name: str
     subnet: IPv4Network
@@ -26,8 +25,7 @@ class LabNetwork:
     copy: LabCopy | None = None     # the lab copy it belongs to (who owns what on the host)
 
 
-@dataclass(frozen=True)
-class Collision:
+class Collision(Record):
     network: str          # the lab network's name
     kind: str             # "subnet" | "bridge" | "name"
     what: str             # what it collides with, in words
@@ -110,8 +108,7 @@ def free_subnet(prefixlen: int, taken) -> IPv4Network | None:
     return None
 
 
-@dataclass(frozen=True)
-class NetworkVerdict:
+class NetworkVerdict(Record):
     network: LabNetwork
     collides: str = ""    # what it collides with, in words ("" when nothing)
     fix: str = ""

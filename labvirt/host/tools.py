@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+
+from labvirt.core.record import Record
 
 # (tool, argv to print its version, Debian package, what labvirt uses it for)
 TOOLS = (
@@ -15,8 +16,7 @@ TOOLS = (
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
 
 
-@dataclass(frozen=True)
-class Tool:
+class Tool(Record):
     name: str
     package: str
     purpose: str

@@ -11,8 +11,7 @@ hardware virtualisation) provides it too, and ordinary QEMU guests with type='kv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from labvirt.core.record import Record, compared_without, repr_without
 from labvirt.host.facts import HostFacts
 from labvirt.host.modprobe import VENDOR_MODULE, ModprobeConfig, nested_state, parse_modprobe
 
@@ -20,8 +19,7 @@ CPU_MODULE = {"vmx": "kvm_intel", "svm": "kvm_amd"}
 EXTENSION = {"vmx": "vmx (Intel VT-x)", "svm": "svm (AMD-V)"}
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Record):
     cpu_vendor: str
     cpu_virt: str                 # "vmx" | "svm" | "none"
     module: str | None            # the KVM module this CPU uses (kvm_intel | kvm_amd); None if unknown
@@ -38,7 +36,10 @@ class Verdict:
     l2: str
     l0_fix: str = ""              # what would improve the level ("" when nothing)
     l1_fix: str = ""
-    modprobe: ModprobeConfig | None = field(default=None, compare=False, repr=False)
+    modprobe: ModprobeConfig | None = None
+
+    __eq__, __hash__ = compared_without("modprobe")
+    __repr__ = repr_without("modprobe")
 
     def as_dict(self) -> dict:
         return {"cpu_vendor": self.cpu_vendor, "cpu_virt": self.cpu_virt, "kvm_module": self.module,

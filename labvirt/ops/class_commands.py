@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, replace
 from typing import Callable
 
 from labvirt.core import class_layout as cr
+from labvirt.core.record import MutableRecord, replace
 from labvirt.ops import class_record, engine
 from labvirt.core import plan as p
 from labvirt.core.capacity import host_capacity, needs_of
@@ -26,8 +26,7 @@ from labvirt.core.spec import LabSpec
 INNER_WORKERS = 4     # concurrent libvirt operations inside one student's lab
 
 
-@dataclass
-class Outcome:
+class Outcome(MutableRecord):
     student: str
     ok: bool
     message: str

@@ -14,8 +14,8 @@ import contextlib
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 
+from labvirt.core.record import MutableRecord, field
 from labvirt.ops import class_record
 from labvirt.core.errors import LabvirtError, LockedError
 from labvirt.ops.verify import student_checks
@@ -29,8 +29,7 @@ class Refused(LabvirtError):
     """An action the dashboard will not start (busy student, unknown action, class lock held)."""
 
 
-@dataclass
-class Job:
+class Job(MutableRecord):
     student: str
     label: str                    # "revert to pre-packstack"
     state: str = "queued"         # queued | running | done | failed

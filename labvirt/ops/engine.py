@@ -8,19 +8,18 @@ only what waits for it: a re-run plans what is left from what exists.
 from __future__ import annotations
 
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Callable
 
 from labvirt.core import plan as p
 from labvirt.core import schedule
 from labvirt.core.errors import LabvirtError
+from labvirt.core.record import MutableRecord, field
 from labvirt.ops.volumes import removed_on_failure
 
 Event = Callable[[str, p.Action, "Exception | None"], None]   # ("start" | "done" | "fail", action, error)
 
 
-@dataclass
-class Result:
+class Result(MutableRecord):
     done: list[p.Action] = field(default_factory=list)
     failed: list[tuple[p.Action, Exception]] = field(default_factory=list)
     skipped: list[p.Action] = field(default_factory=list)

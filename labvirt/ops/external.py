@@ -3,10 +3,9 @@ driver, judged by the core. Read-only: nothing here changes the host."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from labvirt.core.desired import DesiredLab, HostParams
 from labvirt.core.external import ExternalVerdict, HostNetworkFacts, external_check, facts_of
+from labvirt.core.record import replace
 from labvirt.core.spec import LabSpec
 
 

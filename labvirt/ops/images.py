@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from typing import Callable
 
 from labvirt.core.desired import GoldenImage, golden_image, image_pool, image_pool_path
 from labvirt.core.errors import LabvirtError, NotFoundError
+from labvirt.core.record import Record
 from labvirt.ops.volumes import removed_on_failure
 from labvirt.core.identity import IMAGE_POOL
 from labvirt.core.observed import Observed
@@ -21,8 +21,7 @@ from labvirt.core.render import render_pool, render_volume, tostring
 from labvirt.core.spec import DEFAULT_POOL_DIR, ImageSpec, LabSpec
 
 
-@dataclass(frozen=True)
-class ImageInfo:
+class ImageInfo(Record):
     name: str
     volume: str
     recipe_hash: str

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 
 from labvirt.core.desired import DesiredLab, HostParams, desire
 from labvirt.core.errors import LabvirtError
 from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
+from labvirt.core.record import MutableRecord, field
 from labvirt.driver.state_files import lab_state_dir, pid_lock
 from labvirt.core.spec import LabSpec
 
@@ -102,8 +102,7 @@ def lab_lock(lab: str, student: str, uri: str):
                     busy=lambda pid: f"{who} is busy: another labvirt process (pid {pid}) is working on it")
 
 
-@dataclass
-class Session:
+class Session(MutableRecord):
     spec: LabSpec | None
     copy: LabCopy | None
     uri: str
@@ -138,7 +137,7 @@ class Session:
             raise
         host = host_params(spec, verdict, domain_type)
         if spec is not None:
-            from dataclasses import replace
+            from labvirt.core.record import replace
 
             from labvirt.ops.external import with_host_networks
 
@@ -182,7 +181,7 @@ class Session:
         desired, the_plan = plan_up_for(self.spec, self.copy, self.host, observed, self.driver is not None,
                                         recreate=recreate, start=start, for_apply=for_apply, adopt=adopt)
         if self.driver is not None:
-            from dataclasses import replace
+            from labvirt.core.record import replace
 
             from labvirt.ops.external import check_external
 
@@ -276,7 +275,7 @@ def refresh_known_hosts(desired: DesiredLab) -> str:
 def desired_on(spec: LabSpec, copy: LabCopy, host: HostParams, observed):
     """The copy's desired state on one host as observed: golden images in its image pool's directory,
     base images' formats read from their headers."""
-    from dataclasses import replace
+    from labvirt.core.record import replace
 
     from labvirt.core.identity import IMAGE_POOL
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime
 import os
 import shlex
-from dataclasses import dataclass
 from typing import Callable
 
+from labvirt.core.record import MutableRecord
 from labvirt.ops import snapshots
 from labvirt.core.errors import LabvirtError
 from labvirt.driver.children import capture, stream
@@ -31,8 +31,7 @@ def nova_virt_type(desired, host_l2: str) -> str:
     return "kvm" if host_l2 == "kvm" and passthrough else "qemu"
 
 
-@dataclass
-class RunResult:
+class RunResult(MutableRecord):
     ok: bool
     log: str
     answers: str
