@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from labvirt.core.record import replace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -29,6 +28,7 @@ from labvirt.core.identity import LabCopy  # noqa: E402
 from labvirt.core.loader import load_lab  # noqa: E402
 from labvirt.core.observed import Observed  # noqa: E402
 from labvirt.core.plan import SeedIdentity  # noqa: E402
+from labvirt.core.record import replace  # noqa: E402
 
 URI = "qemu:///system"
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "three-node")

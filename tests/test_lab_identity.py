@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from labvirt.core.record import replace
 
 import pytest
 
@@ -14,6 +13,7 @@ from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
 from labvirt.core.observed import Observed, Owner, claim, parse_domain, parse_network
 from labvirt.core.plan import DefineNetwork, UpdateDomain, plan_destroy, plan_up
+from labvirt.core.record import replace
 from labvirt.core.render import render_domain, render_network, tostring
 from labvirt.driver import simulator as sim
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from labvirt.core.record import replace
-
 import pytest
 
 from labvirt.core import plan as p
@@ -11,6 +9,7 @@ from labvirt.core.desired import HostParams, desire
 from labvirt.core.identity import LabCopy
 from labvirt.core.loader import load_lab
 from labvirt.core.observed import Observed, Owner, parse_domain, parse_network, parse_pool, parse_volume
+from labvirt.core.record import replace
 from labvirt.core.render import render_domain, render_network, render_pool, render_volume, tostring
 
 from .conftest import EXAMPLES
@@ -58,6 +57,17 @@ def test_stopped_nodes_are_started():
     d = desired_for()
     plan = p.plan_up(d, observed_from(d, state="shutoff"))
     assert {v for v, _ in verbs(plan)} == {"StartDomain"}
+
+
+def test_a_node_libvirt_is_still_starting_gets_a_start_that_waits_for_it():
+    """An `up` killed mid-start leaves a node "paused: starting up" in libvirtd ("starting"); the re-run
+    plans a StartDomain (the driver waits for that start) instead of calling the lab up while it is paused.
+    A node the user paused is left paused."""
+    d = desired_for()
+    plan = p.plan_up(d, observed_from(d, state="starting"))
+    assert {v for v, _ in verbs(plan)} == {"StartDomain"}
+    assert not p.plan_up(d, observed_from(d, state="paused")).actions
+    assert not p.plan_up(d, observed_from(d, state="starting"), start=False).actions
 
 
 def test_foreign_domain_with_our_name_blocks():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from labvirt.core.record import replace
-
 from labvirt.core import plan as p
 from labvirt.core import rebuild
 from labvirt.core.observed import Observed
+from labvirt.core.record import replace
 
 from .test_plan import desired_for, observed_from
 from .test_schedule import waits

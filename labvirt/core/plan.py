@@ -230,7 +230,7 @@ def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, b: _Builder, re
     owned = b.claim(obs, "node")
     if not owned.ours:
         return
-    running = obs.state in ("running", "paused")
+    running = obs.state in ("running", "paused", "starting")
     if obs.owner.spec != dom.spec or owned.adopt:
         if obs.owner.shape != dom.shape or dom.disk not in obs.disks:
             if recreate:
@@ -264,7 +264,9 @@ def _plan_domain(dom: DesiredDomain, obs: ObservedDomain | None, b: _Builder, re
                 if dom.memory != obs.memory or dom.vcpus != obs.vcpus:
                     b.notes.append(f"node {dom.key!r}: memory/vCPU change applies at its next restart "
                                    "('labvirt down' then 'labvirt up')")
-    if start and obs.state == "shutoff":
+    # "starting": libvirtd is still starting it for a client that went away (an `up` killed mid-start);
+    # StartDomain waits for that start to end rather than report the node up while it is paused
+    if start and obs.state in ("shutoff", "starting"):
         b.actions.append(StartDomain(DOMAINS, dom.name, needs=needs))
 
 

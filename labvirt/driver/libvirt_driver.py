@@ -16,7 +16,7 @@ import time
 
 import libvirt
 
-from labvirt.core.errors import ConnectionFailed, UnsupportedError
+from labvirt.core.errors import ConnectionFailed, DriverError, UnsupportedError
 from labvirt.core.observed import Observed, parse_domain, parse_network, parse_pool, parse_volume
 from labvirt.driver import host_networks
 from labvirt.driver.libvirt_errors import libvirt_errors, vanishing
@@ -26,6 +26,17 @@ STATES = {libvirt.VIR_DOMAIN_NOSTATE: "nostate", libvirt.VIR_DOMAIN_RUNNING: "ru
           libvirt.VIR_DOMAIN_BLOCKED: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
           libvirt.VIR_DOMAIN_SHUTDOWN: "shutting-down", libvirt.VIR_DOMAIN_SHUTOFF: "shutoff",
           libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended"}
+# How long start_domain waits for a start already under way in libvirtd (one whose client died: an
+# `up` killed mid-start leaves the domain "paused: starting up" until libvirtd's start job ends).
+START_WAIT = 120.0
+
+
+def domain_state(state: int, reason: int) -> str:
+    """labvirt's name for a domain's (state, reason): "starting" while libvirtd is still starting it
+    (QEMU runs paused until the start job resumes it), a state name from STATES otherwise."""
+    if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP:
+        return "starting"
+    return STATES.get(state, "unknown")
 
 
 # libvirtd serves at most max_client_requests calls of one connection at a time (5 unless its config
@@ -158,7 +169,7 @@ class Driver(Snapshots):
             return net.XMLDesc(0)
 
     def _observe_domain(self, dom):
-        state = STATES.get(dom.state()[0], "unknown")
+        state = domain_state(*dom.state())
         current = None
         names: tuple[str, ...] = ()
         if dom.hasCurrentSnapshot():
@@ -305,11 +316,24 @@ class Driver(Snapshots):
         with self.rpc("defining domain"):
             self._validated(self.conn.defineXMLFlags, xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
 
-    def start_domain(self, name: str) -> None:
-        with self.rpc(f"starting {name}"):
+    def start_domain(self, name: str, wait: float = START_WAIT) -> None:
+        """Start the domain; one libvirtd is still starting (another client's start) is waited for, bounded
+        by `wait` seconds. The wait holds no place among the connection's calls in flight (rpc)."""
+        what = f"starting {name}"
+        with self.rpc(what):
             dom = self.conn.lookupByName(name)
             if not dom.isActive():
                 dom.create()
+                return
+        deadline = time.monotonic() + wait
+        while True:
+            with self.rpc(what):
+                if domain_state(*dom.state()) != "starting":
+                    return
+            if time.monotonic() >= deadline:
+                raise DriverError(f"{what}: libvirt still reports it paused while starting up after {wait:.0f} s "
+                                       f"(a start another client began); see 'virsh domstate --reason {name}'")
+            time.sleep(0.1)
 
     def attach_nic(self, name: str, xml: str, attach: bool = True) -> None:
         """Live only: the persistent definition is updated separately by redefining the domain."""
