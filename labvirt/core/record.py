@@ -4,14 +4,16 @@ Every value the core passes around (specs, desired and observed state, actions, 
 `Record`: typed fields, positional or keyword construction, `==`, `hash` and `repr` like a frozen
 dataclass. They were frozen dataclasses until issue 15: CPython generates a dataclass's methods at import
 by compiling source text, about 0.5 ms a class here, and every command imported about a hundred of them
-(0.065 s of a 0.22 s no-op `up`; bench/README.md, "Why the no-op `up` target is missed"). msgspec makes
-the same methods in C (0.02 ms a class).
+(0.065 s of a 0.22 s no-op `up`; bench/README.md, "The no-op `up`"). msgspec makes the same methods in
+C (0.02 ms a class).
 
 What differs from dataclasses, and what this module gives instead:
 - `replace(record, **changes)` and `field_names(record_or_type)` (not `dataclasses.replace`/`fields`);
 - a field left out of `==` and `hash` (dataclasses' `compare=False`): `__eq__, __hash__ =
   compared_without(...)` in the class body, naming the fields left out;
 - a field left out of `repr` (secrets): `__repr__ = repr_without(...)`;
+- a field added after its record's spec hash was first stored (dataclasses' field metadata): the class
+  attribute `unhashed_defaults` (labvirt.core.spec);
 - instances have no `__dict__`: no attribute can be added to one.
 """
 
