@@ -317,8 +317,9 @@ class Driver(Snapshots):
             self._validated(self.conn.defineXMLFlags, xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
 
     def start_domain(self, name: str, wait: float = START_WAIT) -> None:
-        """Start the domain; one libvirtd is still starting (another client's start) is waited for, bounded
-        by `wait` seconds. The wait holds no place among the connection's calls in flight (rpc)."""
+        """Start the domain. If libvirtd is already starting it (another client's start, whose client may be
+        gone), wait for that start to end, at most `wait` seconds; the wait holds no place among the
+        connection's calls in flight (rpc)."""
         what = f"starting {name}"
         with self.rpc(what):
             dom = self.conn.lookupByName(name)
@@ -332,7 +333,7 @@ class Driver(Snapshots):
                     return
             if time.monotonic() >= deadline:
                 raise DriverError(f"{what}: libvirt still reports it paused while starting up after {wait:.0f} s "
-                                       f"(a start another client began); see 'virsh domstate --reason {name}'")
+                                  f"(a start another client began); see 'virsh domstate --reason {name}'")
             time.sleep(0.1)
 
     def attach_nic(self, name: str, xml: str, attach: bool = True) -> None:
