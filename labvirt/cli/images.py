@@ -122,7 +122,6 @@ def sim_create(
                          "--bridge '' gives it none.")] = None,
 ) -> None:
     """Create a simulated libvirt host with a capacity and a host profile (use it as --connect sim:///NAME)."""
-    from labvirt.core.record import as_dict
     from labvirt.driver import simulator as sim
     from labvirt.core.errors import LabvirtError
     from labvirt.core.units import parse_size
@@ -172,7 +171,6 @@ def sim_list(json_out: Json = False) -> None:
 @sim_app.command("remove")
 def sim_remove(name: str) -> None:
     """Forget a simulated host and everything on it."""
-    from labvirt.core.record import as_dict
     from labvirt.driver import simulator as sim
     from labvirt.cli.output import ok
 
