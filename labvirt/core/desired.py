@@ -33,7 +33,7 @@ class DesiredNic(Record):
     model: str = "virtio"
     bridge: bool = False       # `network` is a host bridge (<interface type='bridge'>), not a libvirt network
 
-    unhashed_defaults: ClassVar[dict] = {"bridge": False}   # see labvirt.core.spec
+    unhashed: ClassVar[tuple[str, ...]] = ("bridge",)   # see labvirt.core.spec
 
 
 class DhcpHost(Record):
@@ -60,7 +60,7 @@ class DesiredNetwork(Record):
     origin: str = ""           # the lab directory (metadata only: not part of the spec hash)
     external: bool = False     # not labvirt's: `name` is the host's
 
-    unhashed_defaults: ClassVar[dict] = {"external": False}   # see labvirt.core.spec
+    unhashed: ClassVar[tuple[str, ...]] = ("external",)   # see labvirt.core.spec
 
     @property
     def routed(self) -> bool:

@@ -12,12 +12,14 @@ What differs from dataclasses, and what this module gives instead:
 - a field left out of `==` and `hash` (dataclasses' `compare=False`): `__eq__, __hash__ =
   compared_without(...)` in the class body, naming the fields left out;
 - a field left out of `repr` (secrets): `__repr__ = repr_without(...)`;
-- a field added after its record's spec hash was first stored (dataclasses' field metadata): the class
-  attribute `unhashed_defaults` (labvirt.core.spec);
+- a field added after its record's spec hash was first stored (dataclasses' field metadata): named in
+  the class attribute `unhashed` (labvirt.core.spec), read with `field_defaults`;
 - instances have no `__dict__`: no attribute can be added to one.
 """
 
 from __future__ import annotations
+
+import functools
 
 import msgspec
 from msgspec import field  # noqa: F401  re-exported: field(default_factory=...)
@@ -39,6 +41,14 @@ def is_record(value) -> bool:
 def field_names(record) -> tuple[str, ...]:
     """The record's (or record type's) fields, in declaration order."""
     return record.__struct_fields__
+
+
+@functools.cache
+def field_defaults(cls) -> dict[str, object]:
+    """Field name -> default value, for the fields of record type `cls` that have one (a default_factory
+    field maps to msgspec's factory object)."""
+    names, values = cls.__struct_fields__, cls.__struct_defaults__
+    return dict(zip(names[len(names) - len(values):], values))
 
 
 def as_dict(record) -> dict:

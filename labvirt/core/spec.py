@@ -10,7 +10,7 @@ import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import ClassVar
 
-from labvirt.core.record import Record, compared_without, field_names, is_record
+from labvirt.core.record import Record, compared_without, field_defaults, field_names, is_record
 
 ROLES = ("controller", "compute", "network", "storage", "generic")
 NETWORK_MODES = ("nat", "isolated")            # networks labvirt creates (and removes)
@@ -21,8 +21,8 @@ DOMAIN_TYPES = ("auto", "kvm", "qemu")
 DEFAULT_POOL_DIR = "/var/lib/libvirt/images/labvirt"   # [storage] pool_dir when lab.toml gives none
 
 
-# A field added after a record's hash was first stored leaves earlier hashes alone: a record type lists such
-# fields in `unhashed_defaults` (field -> its default), and spec_hash leaves a field out while it holds it.
+# A field added after a record's hash was first stored leaves earlier hashes alone: a record type names such
+# fields in `unhashed`, and spec_hash leaves a field out while it holds its default.
 
 
 class NetworkSpec(Record):
@@ -118,8 +118,8 @@ class ImageSpec(Record):
     keep_package_repositories: bool = True
     file: str = ""
 
-    unhashed_defaults: ClassVar[dict] = {"package_repositories": (), "disable_template_repositories": False,
-                                         "keep_package_repositories": True}
+    unhashed: ClassVar[tuple[str, ...]] = ("package_repositories", "disable_template_repositories",
+                                           "keep_package_repositories")
 
 
 class LabSpec(Record):
@@ -153,10 +153,11 @@ class LabSpec(Record):
 
 def _plain(value):
     if is_record(value):
-        unhashed = getattr(value, "unhashed_defaults", {})
+        unhashed = getattr(value, "unhashed", ())
+        defaults = field_defaults(type(value)) if unhashed else {}
         return {name: _plain(getattr(value, name)) for name in field_names(value)
                 if name not in ("file", "origin")
-                and not (name in unhashed and getattr(value, name) == unhashed[name])}
+                and not (name in unhashed and getattr(value, name) == defaults[name])}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
